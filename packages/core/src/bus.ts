@@ -1,0 +1,229 @@
+import { type Codec, jsonCodec } from './codec.js';
+import { OptionReader } from './config.js';
+import type { Envelope, Headers, WireRecord } from './envelope.js';
+import { BusError, ClosedError, ConfigError, PublishError } from './errors.js';
+import type { BatchEntry, EventMap, EventName } from './events.js';
+import { uuidv7 } from './id.js';
+import { type Logger, silentLogger } from './logger.js';
+import { type Metrics, noopMetrics } from './metrics.js';
+import type { ModuleDefinition } from './module.js';
+import { ModuleRunner, type ResolvedModule, resolveModule } from './router.js';
+import { noopTracing, type Tracing } from './tracing.js';
+import type { Transport } from './transport.js';
+
+export interface BusOptions {
+  /** Transports by name, e.g. `{ redis: redisStream(...), kafka: kafka(...) }`. The bus closes them. */
+  transports: Record<string, Transport>;
+  /** Transport used when a publish or module names none. @default the only transport, when there is one */
+  defaultTransport?: string;
+  /** @default jsonCodec() */
+  codec?: Codec;
+  /** @default noopMetrics */
+  metrics?: Metrics;
+  /** @default noopTracing */
+  tracing?: Tracing;
+  /** @default silentLogger */
+  logger?: Logger;
+  /** Producer name written into every envelope (`ce_source`). @default omitted */
+  source?: string;
+}
+
+export interface PublishOptions {
+  /** Ordering / partition key. */
+  key?: string;
+  headers?: Headers;
+  /** @default the bus's `defaultTransport` */
+  transport?: string;
+}
+
+/** What a successful publish returns. */
+export interface PublishReceipt {
+  /** Envelope id (UUIDv7). */
+  id: string;
+  /** The broker's position (Redis stream id, Kafka `partition:offset`). */
+  position: string;
+}
+
+export type BatchPublishResult = ({ ok: true } & PublishReceipt) | { ok: false; id: string; error: BusError };
+
+export interface Bus<M extends EventMap> extends AsyncDisposable {
+  /**
+   * Publishes one event. Resolves once the broker has stored it.
+   * @throws {PublishError} when the broker refused it or could not be reached
+   */
+  publish<E extends EventName<M>>(topic: string, event: E, payload: M[E], options?: PublishOptions): Promise<PublishReceipt>;
+  /**
+   * Publishes many events to one topic in one round trip per partition / stream. Never throws for a
+   * single entry: each result says whether that entry was stored.
+   */
+  publishBatch(topic: string, entries: readonly BatchEntry<M>[], options?: Omit<PublishOptions, 'key' | 'headers'>): Promise<BatchPublishResult[]>;
+  /** Registers a module; validated at once (throws a {@link ConfigError} naming the bad key). */
+  module<E extends EventName<M>>(definition: ModuleDefinition<M, E>): this;
+  /** Starts the registered modules (all, or those named): runs `onStart`, creates groups, starts reading. */
+  start(options?: { modules?: readonly string[] }): Promise<void>;
+  /** Stops the modules (draining running handlers), then closes every transport. Idempotent. */
+  close(): Promise<void>;
+  readonly transports: Readonly<Record<string, Transport>>;
+  readonly defaultTransport: string;
+  readonly codec: Codec;
+}
+
+/**
+ * Creates a bus. Connects lazily: transports connect on first publish or on `start()`.
+ *
+ * ```ts
+ * const bus = createBus<LiveEvents>({ transports: { memory: memoryTransport() } });
+ * await bus.publish('live', 'anchor.income', { anchorId: 'a1', amount: 30 });
+ * ```
+ */
+export function createBus<M extends EventMap = EventMap>(options: BusOptions): Bus<M> {
+  const r: OptionReader = new OptionReader('bus', '');
+  r.object('options', options);
+  const transports = r.object('transports', options.transports) as Record<string, Transport>;
+  const names = Object.keys(transports);
+  if (names.length === 0) r.fail('transports', 'must name at least one transport', transports);
+  for (const name of names) {
+    const t = transports[name] as Partial<Transport> | undefined;
+    if (!t || typeof t.publish !== 'function' || typeof t.subscribe !== 'function' || typeof t.close !== 'function') {
+      r.fail(`transports.${name}`, 'must be a Transport (publish, subscribe, close)', t);
+    }
+    if (t.specificationVersion !== 'v1') r.fail(`transports.${name}.specificationVersion`, 'must be "v1"', t.specificationVersion);
+  }
+  const defaultTransport =
+    options.defaultTransport ?? (names.length === 1 ? (names[0] as string) : r.fail('defaultTransport', `must be set when there are several transports (${names.join(', ')})`, undefined));
+  if (!names.includes(defaultTransport)) r.fail('defaultTransport', `must name a configured transport (${names.join(', ')})`, defaultTransport);
+
+  const codec = options.codec ?? jsonCodec(options.source === undefined ? {} : { source: options.source });
+  const metrics = options.metrics ?? noopMetrics;
+  const tracing = options.tracing ?? noopTracing;
+  const logger = options.logger ?? silentLogger;
+  for (const name of names) transports[name]?.attach?.({ logger: logger.child({ transport: name }), metrics });
+
+  const modules = new Map<string, ResolvedModule>();
+  const runners: ModuleRunner[] = [];
+  let closing: Promise<void> | undefined;
+
+  const transportFor = (name: string | undefined): Transport => {
+    if (closing) throw new ClosedError('bus');
+    const t = transports[name ?? defaultTransport];
+    if (!t) throw new ConfigError('transport', `must name a configured transport (${names.join(', ')})`, name);
+    return t;
+  };
+
+  const send = async (topic: string, envelopes: Envelope[], transport: Transport): Promise<BatchPublishResult[]> => {
+    const results: BatchPublishResult[] = new Array(envelopes.length);
+    const records: WireRecord[] = [];
+    const index: number[] = [];
+    await tracing.publish(
+      { transport: transport.name, topic, events: envelopes.map((e) => e.event), messageIds: envelopes.map((e) => e.id) },
+      envelopes.map((e) => e.headers),
+      async () => {
+        envelopes.forEach((envelope, i) => {
+          try {
+            records.push(codec.encode(envelope));
+            index.push(i);
+          } catch (error) {
+            results[i] = { ok: false, id: envelope.id, error: asPublishError(error, transport.name, topic) };
+          }
+        });
+        const sent = records.length === 0 ? [] : await transport.publish(topic, records);
+        sent.forEach((result, j) => {
+          const i = index[j] as number;
+          const id = (envelopes[i] as Envelope).id;
+          results[i] = result.ok ? { ok: true, id, position: result.id } : { ok: false, id, error: result.error };
+        });
+        const failed = sent.find((s) => !s.ok);
+        if (failed && !failed.ok) throw failed.error;
+      },
+    ).catch(() => {
+      // Per-entry results already carry the errors; the rejection only marks the trace span.
+    });
+    countPublished(transport.name, topic, envelopes, results);
+    return results;
+  };
+
+  const countPublished = (transport: string, topic: string, envelopes: Envelope[], results: BatchPublishResult[]) => {
+    // One call per (event, outcome) rather than per message: batches are usually of one event.
+    let event = envelopes[0]?.event ?? '';
+    let ok = results[0]?.ok ?? true;
+    let count = 0;
+    for (let i = 0; i < envelopes.length; i++) {
+      const e = (envelopes[i] as Envelope).event;
+      const o = (results[i] as BatchPublishResult).ok;
+      if (e !== event || o !== ok) {
+        metrics.published({ transport, topic, event }, count, ok);
+        event = e;
+        ok = o;
+        count = 0;
+      }
+      count++;
+    }
+    if (count > 0) metrics.published({ transport, topic, event }, count, ok);
+  };
+
+  const bus: Bus<M> = {
+    transports,
+    defaultTransport,
+    codec,
+    async publish(topic, event, payload, opts = {}) {
+      const transport = transportFor(opts.transport);
+      checkTopic(topic);
+      const envelope: Envelope = { id: uuidv7(), event, payload, publishedAt: Date.now(), headers: { ...opts.headers } };
+      if (opts.key !== undefined) envelope.key = opts.key;
+      if (options.source !== undefined) envelope.source = options.source;
+      const [result] = await send(topic, [envelope], transport);
+      if (!result?.ok) throw result?.error ?? new PublishError(`[bus] publish to "${topic}" returned no result`);
+      return { id: result.id, position: result.position };
+    },
+    async publishBatch(topic, entries, opts = {}) {
+      const transport = transportFor(opts.transport);
+      checkTopic(topic);
+      const now = Date.now();
+      const envelopes = entries.map((entry) => {
+        const envelope: Envelope = { id: uuidv7(now), event: entry.event, payload: entry.payload, publishedAt: now, headers: { ...entry.headers } };
+        if (entry.key !== undefined) envelope.key = entry.key;
+        if (options.source !== undefined) envelope.source = options.source;
+        return envelope;
+      });
+      return envelopes.length === 0 ? [] : send(topic, envelopes, transport);
+    },
+    module(definition) {
+      if (closing) throw new ClosedError('bus');
+      const resolved = resolveModule(definition, defaultTransport, names);
+      if (modules.has(resolved.name)) throw new ConfigError(`modules.${resolved.name}`, 'is registered twice', resolved.name);
+      modules.set(resolved.name, resolved);
+      return this;
+    },
+    async start(startOptions = {}) {
+      if (closing) throw new ClosedError('bus');
+      const wanted = startOptions.modules ?? [...modules.keys()];
+      for (const name of wanted) {
+        const module = modules.get(name);
+        if (!module) throw new ConfigError('modules', `has no module "${name}" (registered: ${[...modules.keys()].join(', ') || 'none'})`, name);
+        const runner = new ModuleRunner(module, transportFor(module.transport), { codec, metrics, tracing, logger });
+        runners.push(runner);
+        await runner.start();
+      }
+    },
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled(runners.map((runner) => runner.close()));
+        await Promise.allSettled(Object.values(transports).map((t) => t.close()));
+      })();
+      return closing;
+    },
+    [Symbol.asyncDispose]() {
+      return this.close();
+    },
+  };
+  return bus;
+}
+
+function checkTopic(topic: unknown): void {
+  if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError('topic', 'must be a non-empty string', topic);
+}
+
+function asPublishError(error: unknown, transport: string, topic: string): BusError {
+  if (BusError.isInstance(error)) return error;
+  return new PublishError(`[bus/${transport}] could not encode a message for "${topic}": ${(error as Error)?.message}`, { cause: error, retryable: false });
+}

@@ -1,0 +1,97 @@
+import type { Envelope, Headers, WireRecord } from './envelope.js';
+import { DecodeError } from './errors.js';
+
+/**
+ * Turns envelopes into wire records and back. Pluggable per bus, so a service can speak another
+ * producer's format (for example a compatibility codec for an existing deployment).
+ */
+export interface Codec {
+  readonly name: string;
+  encode(envelope: Envelope): WireRecord;
+  /** @throws {DecodeError} naming what is missing or malformed. */
+  decode(record: WireRecord): Envelope;
+  /** The event name without decoding the payload, so unsubscribed events are skipped cheaply. */
+  peekEvent(record: WireRecord): string | undefined;
+}
+
+/**
+ * Attribute header names: the CloudEvents Kafka protocol binding in binary content mode
+ * (`ce_*` headers, `content-type`, payload as the record value). Kafka tools and other CloudEvents
+ * consumers read them as they are; on Redis they become stream fields of the same names.
+ */
+export const HEADER = {
+  specVersion: 'ce_specversion',
+  id: 'ce_id',
+  type: 'ce_type',
+  source: 'ce_source',
+  time: 'ce_time',
+  contentType: 'content-type',
+} as const;
+
+const RESERVED = new Set<string>(Object.values(HEADER));
+
+export interface JsonCodecOptions {
+  /** `ce_source` of produced messages, e.g. the application name. @default omitted */
+  source?: string;
+}
+
+/** The default codec: JSON payload, CloudEvents binary-mode attributes in headers. */
+export function jsonCodec(options: JsonCodecOptions = {}): Codec {
+  const defaultSource = options.source;
+  return {
+    name: 'json',
+    encode(envelope) {
+      const headers: Headers = {};
+      for (const name in envelope.headers) {
+        if (!RESERVED.has(name)) headers[name] = envelope.headers[name] as string;
+      }
+      headers[HEADER.specVersion] = '1.0';
+      headers[HEADER.id] = envelope.id;
+      headers[HEADER.type] = envelope.event;
+      headers[HEADER.time] = new Date(envelope.publishedAt).toISOString();
+      headers[HEADER.contentType] = 'application/json';
+      const source = envelope.source ?? defaultSource;
+      if (source !== undefined) headers[HEADER.source] = source;
+      const value = JSON.stringify(envelope.payload);
+      if (value === undefined) {
+        throw new DecodeError(`[bus] payload of event "${envelope.event}" is not JSON-serialisable`);
+      }
+      const record: WireRecord = { value: Buffer.from(value), headers };
+      if (envelope.key !== undefined) record.key = envelope.key;
+      return record;
+    },
+    decode(record) {
+      const h = record.headers;
+      const id = h[HEADER.id];
+      const event = h[HEADER.type];
+      const time = h[HEADER.time];
+      if (!id) throw new DecodeError(`[bus] missing header "${HEADER.id}" (message id)`);
+      if (!event) throw new DecodeError(`[bus] message ${id}: missing header "${HEADER.type}" (event name)`);
+      const publishedAt = time === undefined ? Number.NaN : Date.parse(time);
+      if (Number.isNaN(publishedAt)) {
+        throw new DecodeError(`[bus] message ${id}: header "${HEADER.time}" is not an RFC 3339 time: ${JSON.stringify(time)}`);
+      }
+      const contentType = h[HEADER.contentType];
+      if (contentType !== undefined && !contentType.startsWith('application/json')) {
+        throw new DecodeError(`[bus] message ${id}: content-type "${contentType}" is not application/json`);
+      }
+      const text = typeof record.value === 'string' ? record.value : Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength).toString('utf8');
+      let payload: unknown;
+      try {
+        payload = JSON.parse(text);
+      } catch (error) {
+        throw new DecodeError(`[bus] message ${id}: payload is not valid JSON (${(error as Error).message})`, { cause: error });
+      }
+      const headers: Headers = {};
+      for (const name in h) if (!RESERVED.has(name)) headers[name] = h[name] as string;
+      const envelope: Envelope = { id, event, payload, publishedAt, headers };
+      if (record.key !== undefined) envelope.key = record.key;
+      const source = h[HEADER.source];
+      if (source !== undefined) envelope.source = source;
+      return envelope;
+    },
+    peekEvent(record) {
+      return record.headers[HEADER.type];
+    },
+  };
+}

@@ -1,0 +1,41 @@
+export { type Bus, type BusOptions, type BatchPublishResult, createBus, type PublishOptions, type PublishReceipt } from './bus.js';
+export { type Codec, HEADER, type JsonCodecOptions, jsonCodec } from './codec.js';
+export { OptionReader } from './config.js';
+export type { Envelope, Headers, WireRecord } from './envelope.js';
+export {
+  BusError,
+  type BusErrorCode,
+  type BusErrorOptions,
+  ClosedError,
+  ConfigError,
+  ConnectionError,
+  DecodeError,
+  HandlerError,
+  isRetryable,
+  PoolTimeoutError,
+  PublishError,
+  TimeoutError,
+  ValidationError,
+} from './errors.js';
+export type { BatchEntry, EventMap, EventName, Handler, HandlerContext, MessageInfo, Middleware } from './events.js';
+export { uuidv7 } from './id.js';
+export { consoleLogger, type LogFields, type Logger, silentLogger } from './logger.js';
+export { type JobLabels, type JobOutcome, type Metrics, noopMetrics, type PoolStats } from './metrics.js';
+export { type ConsumerDeclaration, type ConsumersDeclaration, defineModule, MODULE_DEFAULTS, type ModuleDefinition, type RetryOptions } from './module.js';
+export { createPool, POOL_DEFAULTS, type Pool, type PoolFactory, type PoolOptions } from './pool.js';
+export { memoryTransport, type MemoryTransportOptions } from './memory.js';
+export { backoffDelay, sleep } from './retry.js';
+export { DLQ_HEADER } from './router.js';
+export { noopTracing, type ProcessTraceInfo, type PublishTraceInfo, type Tracing } from './tracing.js';
+export type {
+  BatchHandler,
+  IncomingMessage,
+  LagInfo,
+  PublishResult,
+  StartFrom,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+  TransportContext,
+} from './transport.js';

@@ -1,0 +1,223 @@
+import type { WireRecord } from './envelope.js';
+import { ClosedError } from './errors.js';
+import type {
+  BatchHandler,
+  IncomingMessage,
+  LagInfo,
+  PublishResult,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from './transport.js';
+
+interface Delivery {
+  seq: number;
+  count: number;
+}
+
+/** One consumer group's state on one topic, like a Redis stream group: cursor, pending, redeliveries. */
+interface GroupCursor {
+  next: number;
+  /** Delivered and not settled, by sequence number. */
+  pending: Map<number, Delivery>;
+  /** Nacked or released; delivered again before new entries. */
+  redeliver: Delivery[];
+}
+
+interface Topic {
+  log: WireRecord[];
+  groups: Map<string, GroupCursor>;
+  /** Members blocked in a read, woken by publish. */
+  waiters: Set<() => void>;
+}
+
+export interface MemoryTransportOptions {
+  /** Transport name in metrics and logs. @default 'memory' */
+  name?: string;
+}
+
+/**
+ * An in-process transport with the semantics of a broker with consumer groups: every group gets every
+ * message of its topics, members of one group share them, a nacked or unsettled message is delivered
+ * again (with a higher `deliveryCount`), publish order is kept per topic. Messages live as long as
+ * the transport (not persistent); nothing is trimmed. For tests, demos and single-process apps.
+ */
+export function memoryTransport(options: MemoryTransportOptions = {}): Transport & { reset(): void } {
+  const topics = new Map<string, Topic>();
+  const subscriptions = new Set<Subscription>();
+  let closed = false;
+
+  const topicOf = (name: string): Topic => {
+    let topic = topics.get(name);
+    if (!topic) {
+      topic = { log: [], groups: new Map(), waiters: new Set() };
+      topics.set(name, topic);
+    }
+    return topic;
+  };
+
+  const cursorOf = (topic: Topic, group: string, startFrom: SubscribeOptions['startFrom']): GroupCursor => {
+    let cursor = topic.groups.get(group);
+    if (!cursor) {
+      cursor = { next: startFrom === 'latest' ? topic.log.length : 0, pending: new Map(), redeliver: [] };
+      topic.groups.set(group, cursor);
+    }
+    return cursor;
+  };
+
+  const capabilities: TransportCapabilities = {
+    persistent: false,
+    consumerGroups: true,
+    ordering: 'topic',
+    nativeBatching: true,
+    blockingReads: true,
+    redeliversUnsettled: true,
+  };
+
+  return {
+    specificationVersion: 'v1',
+    name: options.name ?? 'memory',
+    capabilities,
+
+    async publish(name: string, records: readonly WireRecord[]): Promise<PublishResult[]> {
+      if (closed) {
+        const error = new ClosedError('memory transport');
+        return records.map(() => ({ ok: false, error }));
+      }
+      const topic = topicOf(name);
+      const results: PublishResult[] = records.map((record) => {
+        // Copy: the caller may reuse its objects, a broker would have serialised them.
+        const stored: WireRecord = { value: record.value, headers: { ...record.headers } };
+        if (record.key !== undefined) stored.key = record.key;
+        topic.log.push(stored);
+        return { ok: true, id: String(topic.log.length - 1) };
+      });
+      for (const wake of topic.waiters) wake();
+      return results;
+    },
+
+    async subscribe(subscribeOptions: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
+      if (closed) throw new ClosedError('memory transport');
+      const { group, batchSize, pollIntervalMs } = subscribeOptions;
+      const members = subscribeOptions.topics.map((name) => {
+        const topic = topicOf(name);
+        return { name, topic, cursor: cursorOf(topic, group, subscribeOptions.startFrom) };
+      });
+      let stopped = false;
+      let wake: (() => void) | undefined;
+      let turn = 0;
+
+      const take = (): IncomingMessage[] => {
+        const batch: IncomingMessage[] = [];
+        // Rotate the starting topic so a busy topic does not starve the others.
+        for (let i = 0; i < members.length && batch.length < batchSize; i++) {
+          const { name, topic, cursor } = members[(turn + i) % members.length] as (typeof members)[number];
+          while (batch.length < batchSize && cursor.redeliver.length > 0) {
+            const delivery = cursor.redeliver.shift() as Delivery;
+            delivery.count++;
+            cursor.pending.set(delivery.seq, delivery);
+            batch.push(message(name, topic, cursor, delivery));
+          }
+          while (batch.length < batchSize && cursor.next < topic.log.length) {
+            const delivery = { seq: cursor.next++, count: 1 };
+            cursor.pending.set(delivery.seq, delivery);
+            batch.push(message(name, topic, cursor, delivery));
+          }
+        }
+        turn++;
+        return batch;
+      };
+
+      const message = (name: string, topic: Topic, cursor: GroupCursor, delivery: Delivery): IncomingMessage & { settled: boolean } => {
+        const record = topic.log[delivery.seq] as WireRecord;
+        const msg: IncomingMessage & { settled: boolean } = {
+          topic: name,
+          id: String(delivery.seq),
+          value: record.value,
+          headers: { ...record.headers },
+          deliveryCount: delivery.count,
+          settled: false,
+          ack() {
+            if (msg.settled) return;
+            msg.settled = true;
+            cursor.pending.delete(delivery.seq);
+          },
+          nack() {
+            if (msg.settled) return;
+            msg.settled = true;
+            cursor.pending.delete(delivery.seq);
+            cursor.redeliver.push(delivery);
+          },
+        };
+        if (record.key !== undefined) msg.key = record.key;
+        return msg;
+      };
+
+      const wait = () =>
+        new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            for (const m of members) m.topic.waiters.delete(done);
+            wake = undefined;
+            resolve();
+          };
+          const timer = setTimeout(done, pollIntervalMs);
+          for (const m of members) m.topic.waiters.add(done);
+          wake = done;
+        });
+
+      const loop = (async () => {
+        while (!stopped) {
+          const batch = take();
+          if (batch.length === 0) {
+            await wait();
+            continue;
+          }
+          try {
+            await handler(batch);
+          } catch {
+            // A failing batch handler nacks what it left unsettled, below.
+          }
+          for (const msg of batch as (IncomingMessage & { settled: boolean })[]) if (!msg.settled) msg.nack();
+          // Let publishers and timers run between batches, as a network round trip would.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      })();
+
+      let closing: Promise<void> | undefined;
+      const subscription: Subscription = {
+        close() {
+          closing ??= (async () => {
+            stopped = true;
+            wake?.();
+            await loop;
+            subscriptions.delete(subscription);
+          })();
+          return closing;
+        },
+      };
+      subscriptions.add(subscription);
+      return subscription;
+    },
+
+    async lag(group: string, names: readonly string[]): Promise<LagInfo[]> {
+      return names.map((name) => {
+        const topic = topics.get(name);
+        const cursor = topic?.groups.get(group);
+        if (!topic || !cursor) return { group, topic: name, lag: topic?.log.length ?? 0, pending: 0 };
+        return { group, topic: name, lag: topic.log.length - cursor.next + cursor.redeliver.length, pending: cursor.pending.size };
+      });
+    },
+
+    /** Drops every topic and group (between tests). */
+    reset() {
+      topics.clear();
+    },
+
+    async close() {
+      closed = true;
+      await Promise.all([...subscriptions].map((s) => s.close()));
+    },
+  };
+}

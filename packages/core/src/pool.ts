@@ -1,0 +1,151 @@
+import * as genericPool from 'generic-pool';
+import { ClosedError, PoolTimeoutError } from './errors.js';
+import type { PoolStats } from './metrics.js';
+
+/** Pool sizing and timing, the seed's `pool` options in milliseconds. */
+export interface PoolOptions {
+  /** Connections kept open once the pool has started. @default 0 */
+  min?: number;
+  /** Upper bound of open connections. @default 10 */
+  max?: number;
+  /** How long `acquire` waits for a free connection before a {@link PoolTimeoutError}. @default 5000 */
+  acquireTimeoutMs?: number;
+  /** An idle connection above `min` is closed after this long (the seed's `max_idle_time`). @default 60000 */
+  idleTimeoutMs?: number;
+  /** How often idle connections are checked. @default 10000 */
+  evictionIntervalMs?: number;
+  /** Validate a connection each time it is borrowed (the seed's `heartbeat`). @default true */
+  validateOnBorrow?: boolean;
+}
+
+export interface PoolFactory<T> {
+  create(): Promise<T>;
+  destroy(resource: T): Promise<void>;
+  /** Resolve `false` for a broken resource: it is destroyed and another one is made. */
+  validate?(resource: T): Promise<boolean>;
+}
+
+/** A bounded pool of connections (producers, blocking-read clients…) built on generic-pool. */
+export interface Pool<T> {
+  readonly name: string;
+  acquire(): Promise<T>;
+  release(resource: T): Promise<void>;
+  /** Removes a broken resource from the pool. */
+  destroy(resource: T): Promise<void>;
+  /** Acquires, runs `fn`, releases (or destroys, when `fn` says the resource broke). */
+  use<R>(fn: (resource: T) => Promise<R>, isBroken?: (error: unknown) => boolean): Promise<R>;
+  stats(): PoolStats;
+  /** Waits for borrowed resources to come back (bounded by `timeoutMs`), then destroys all. Idempotent. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export const POOL_DEFAULTS = {
+  min: 0,
+  max: 10,
+  acquireTimeoutMs: 5000,
+  idleTimeoutMs: 60_000,
+  evictionIntervalMs: 10_000,
+  validateOnBorrow: true,
+} as const satisfies Required<PoolOptions>;
+
+/**
+ * Creates a pool. Lazy: no resource is created before the first `acquire`.
+ * Pool exhaustion surfaces as a {@link PoolTimeoutError} after `acquireTimeoutMs`, carrying the last
+ * error of `factory.create` as its `cause` when connecting was what failed.
+ */
+export function createPool<T>(name: string, factory: PoolFactory<T>, options: PoolOptions = {}): Pool<T> {
+  const o = { ...POOL_DEFAULTS, ...stripUndefined(options) };
+  let lastCreateError: unknown;
+  let closing: Promise<void> | undefined;
+  const gp = genericPool.createPool<T>(
+    {
+      create: async () => {
+        try {
+          const resource = await factory.create();
+          lastCreateError = undefined;
+          return resource;
+        } catch (error) {
+          lastCreateError = error;
+          throw error;
+        }
+      },
+      destroy: (resource) => factory.destroy(resource),
+      ...(factory.validate ? { validate: factory.validate } : {}),
+    },
+    {
+      min: o.min,
+      max: o.max,
+      acquireTimeoutMillis: o.acquireTimeoutMs,
+      idleTimeoutMillis: o.idleTimeoutMs,
+      evictionRunIntervalMillis: o.evictionIntervalMs,
+      testOnBorrow: o.validateOnBorrow && factory.validate !== undefined,
+      autostart: false,
+    },
+  );
+  // generic-pool also reports create failures as events; without a listener they would be lost.
+  gp.on('factoryCreateError', (error) => {
+    lastCreateError = error;
+  });
+  gp.on('factoryDestroyError', () => {});
+
+  const stats = (): PoolStats => ({
+    size: gp.size,
+    available: gp.available,
+    borrowed: gp.borrowed,
+    pending: gp.pending,
+    min: gp.min,
+    max: gp.max,
+  });
+
+  const acquire = async (): Promise<T> => {
+    if (closing) throw new ClosedError(`pool "${name}"`);
+    try {
+      return await gp.acquire();
+    } catch (error) {
+      if (error instanceof Error && error.name === 'TimeoutError') {
+        const timeout = new PoolTimeoutError(name, o.acquireTimeoutMs, stats());
+        if (lastCreateError !== undefined) Object.defineProperty(timeout, 'cause', { value: lastCreateError });
+        throw timeout;
+      }
+      throw error;
+    }
+  };
+
+  return {
+    name,
+    acquire,
+    release: (resource) => gp.release(resource),
+    destroy: (resource) => gp.destroy(resource),
+    async use(fn, isBroken) {
+      const resource = await acquire();
+      try {
+        const result = await fn(resource);
+        await gp.release(resource);
+        return result;
+      } catch (error) {
+        if (isBroken?.(error)) await gp.destroy(resource).catch(() => {});
+        else await gp.release(resource).catch(() => {});
+        throw error;
+      }
+    },
+    stats,
+    close(timeoutMs = 5000) {
+      closing ??= (async () => {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          gp.drain(),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, timeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        await gp.clear();
+      })();
+      return closing;
+    },
+  };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

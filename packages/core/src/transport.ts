@@ -1,0 +1,123 @@
+import type { Headers, WireRecord } from './envelope.js';
+import type { BusError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+/**
+ * What a transport guarantees. The routing engine and the conformance suite read these instead of
+ * guessing; declare only what the broker really does.
+ */
+export interface TransportCapabilities {
+  /** Messages survive the restart of the consuming process (they live in a broker). */
+  persistent: boolean;
+  /**
+   * Consumer groups: every group gets every message of its topics; the members of one group share
+   * them, each message going to one member at a time.
+   */
+  consumerGroups: boolean;
+  /**
+   * - `key`: messages with the same key are delivered in publish order even when several members
+   *   share the group (Kafka partitions).
+   * - `topic`: a single member sees each topic in publish order (Redis streams, memory).
+   * - `none`: no order.
+   */
+  ordering: 'key' | 'topic' | 'none';
+  /** `publish` of many records costs one round trip per partition / stream. */
+  nativeBatching: boolean;
+  /** Reads wait on the broker for new messages instead of sleeping between polls. */
+  blockingReads: boolean;
+  /**
+   * A message delivered to a member that goes away (crash, close) without settling it is delivered
+   * again to a member of the same group.
+   */
+  redeliversUnsettled: boolean;
+}
+
+/** Where a new consumer group starts reading. */
+export type StartFrom = 'earliest' | 'latest';
+
+export interface SubscribeOptions {
+  /** Consumer group; the engine names it `<module>-<consumer>`. */
+  group: string;
+  topics: readonly string[];
+  /** Upper bound of messages handed to one handler call. */
+  batchSize: number;
+  /** Longest wait for new messages in one read (the blocking time where the broker has blocking reads). */
+  pollIntervalMs: number;
+  /** Position of a group that does not exist yet. */
+  startFrom: StartFrom;
+  /** Member name, unique per process (Redis consumer name, Kafka client id suffix). */
+  consumerName: string;
+}
+
+/** A message as a transport delivers it. Settle each one exactly once with `ack` or `nack`. */
+export interface IncomingMessage extends WireRecord {
+  topic: string;
+  /** The broker's position of the record: a Redis stream id, `partition:offset` on Kafka. */
+  id: string;
+  partition?: number;
+  /** 1 on the first delivery; grows with each redelivery where the broker counts them. */
+  deliveryCount: number;
+  /** Handled (or dead-lettered): never deliver it to this group again. */
+  ack(): void;
+  /** Not handled: deliver it again later, to this member or another. */
+  nack(): void;
+}
+
+/**
+ * Receives up to `batchSize` messages. The transport commits the settlements once the returned
+ * promise resolves; a message left unsettled is treated as nacked. A rejected promise nacks every
+ * unsettled message of the batch.
+ */
+export type BatchHandler = (messages: IncomingMessage[]) => Promise<void>;
+
+export interface Subscription {
+  /**
+   * Stops fetching, waits for the running batch handler, commits its settlements and releases the
+   * member's connections. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** Outcome of one record of a `publish` call, in the order of the input. */
+export type PublishResult = { ok: true; id: string } | { ok: false; error: BusError };
+
+/** Services the bus hands to a transport before first use. */
+export interface TransportContext {
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** Consumer lag of a group on one topic (or stream). */
+export interface LagInfo {
+  group: string;
+  topic: string;
+  /** Messages not yet delivered to the group. */
+  lag: number;
+  /** Delivered but not yet acknowledged, where the broker tracks it (Redis pending entries). */
+  pending?: number;
+}
+
+/**
+ * A message broker binding. Implement it to add a broker; check it with `runTransportConformance`
+ * from `@bus/core/testing`.
+ */
+export interface Transport {
+  /** Version of this interface the transport implements. */
+  readonly specificationVersion: 'v1';
+  /** Short name used in metrics, logs and errors: `memory`, `redis`, `kafka`… */
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+  /** Called once by the bus before first use. */
+  attach?(context: TransportContext): void;
+  /** Writes records to a topic in order; one result per record. Never throws for a single record. */
+  publish(topic: string, records: readonly WireRecord[]): Promise<PublishResult[]>;
+  /** Creates the group if needed and starts delivering batches; resolves once reading has begun. */
+  subscribe(options: SubscribeOptions, handler: BatchHandler): Promise<Subscription>;
+  /** Lag per group and topic, for metrics and `bus status`. */
+  lag?(group: string, topics: readonly string[]): Promise<LagInfo[]>;
+  /** Closes subscriptions, pools and connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+export type { Headers };
