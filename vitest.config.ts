@@ -7,13 +7,31 @@ const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const alias = {
   '@bus/core/testing': src('./packages/core/src/testing/index.ts'),
   '@bus/core': src('./packages/core/src/index.ts'),
+  '@bus/redis-stream': src('./packages/redis-stream/src/index.ts'),
+  '@bus/kafka': src('./packages/kafka/src/index.ts'),
+  '@bus/prometheus': src('./packages/prometheus/src/index.ts'),
+  '@bus/otel': src('./packages/otel/src/index.ts'),
 };
+
+const project = (name: string, dir: string) => ({
+  resolve: { alias },
+  test: {
+    name,
+    include: [`${dir}/test/**/*.test.ts`],
+    typecheck: { enabled: true, include: [`${dir}/test/**/*.test-d.ts`] },
+  },
+});
 
 export default defineConfig({
   resolve: { alias },
   test: {
     projects: [
-      { resolve: { alias }, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'], typecheck: { enabled: true, include: ['packages/core/test/**/*.test-d.ts'] } } },
+      project('core', 'packages/core'),
+      project('redis-stream', 'packages/redis-stream'),
+      project('kafka', 'packages/kafka'),
+      project('prometheus', 'packages/prometheus'),
+      project('otel', 'packages/otel'),
+      project('examples', 'examples'),
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,
