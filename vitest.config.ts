@@ -14,6 +14,7 @@ const alias = {
 };
 
 const project = (name: string, dir: string) => ({
+  extends: true,
   resolve: { alias },
   test: {
     name,

@@ -19,7 +19,7 @@ SINGLE_CONTROLLER_PORT="${BUS_KAFKA_CONTROLLER_PORT:-9093}"
 CLUSTER_PORT_BASE="${BUS_KAFKA_CLUSTER_PORT_BASE:-19092}"
 CLUSTER_CONTROLLER_PORT_BASE="${BUS_KAFKA_CLUSTER_CONTROLLER_PORT_BASE:-19192}"
 HEAP_OPTS="${BUS_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
-JVM_OPTS="${BUS_KAFKA_JVM_OPTS:-}"
+JVM_OPTS="${BUS_KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
 START_TIMEOUT="${BUS_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${BUS_KAFKA_STOP_TIMEOUT:-30}"
 LOG_LEVEL="${BUS_KAFKA_LOG_LEVEL:-INFO}"
@@ -59,10 +59,12 @@ Environment (defaults in brackets):
   BUS_KAFKA_CLUSTER_PORT_BASE             cluster client ports from [19092]
   BUS_KAFKA_CLUSTER_CONTROLLER_PORT_BASE  cluster controller ports from [19192]
   BUS_KAFKA_HEAP_OPTS      JVM heap [-Xmx512m -Xms256m]
-  BUS_KAFKA_JVM_OPTS       extra JVM options []
+  BUS_KAFKA_JVM_OPTS       GC/JIT options [-XX:+UseG1GC -XX:MaxGCPauseMillis=20]
+                           (-XX:+UseSerialGC -XX:TieredStopAtLevel=1 starts faster)
   BUS_KAFKA_START_TIMEOUT  seconds to wait for a broker [90]
   BUS_KAFKA_STOP_TIMEOUT   seconds before SIGKILL on stop [30]
   BUS_KAFKA_LOG_LEVEL      root log level of the broker logs [INFO]
+  BUS_KAFKA_NO_KCAT        set to 1 to check readiness with the Kafka CLI instead of kcat []
   BUS_KAFKA_MVN_OPTS       extra mvn arguments for fetch (e.g. -Dmaven.repo.local=DIR) []
   BUS_KAFKA_EXTRA_PROPS    extra server.properties lines ("k=v" separated by newlines or ';')
 EOF
@@ -93,25 +95,28 @@ need_java() {
 
 # ---------------------------------------------------------------- fetch
 cmd_fetch() {
+  case "$KAFKA_VERSION" in 4.*) ;; *) log "WARNING: only Kafka 4.x is supported (BUS_KAFKA_VERSION=$KAFKA_VERSION)" ;; esac
   if [ -f "$LIBS_DIR/.complete" ]; then
     log "jars for Kafka $KAFKA_VERSION already in $LIBS_DIR"
     return 0
   fi
   maybe_apt_install mvn maven || die "mvn not found (apt-get install maven)"
-  mkdir -p "$(dirname "$LIBS_DIR")"
+  mkdir -p "$(dirname "$LIBS_DIR")" "$KAFKA_HOME_DIR"
   # one fetch at a time (e.g. parallel test jobs)
-  exec 8>"$LIBS_DIR.lock"
-  flock -w 600 8 || die "timed out waiting for another fetch ($LIBS_DIR.lock)"
+  exec 8>"$KAFKA_HOME_DIR/.fetch.lock"
+  flock -w 900 8 || die "timed out waiting for another fetch ($KAFKA_HOME_DIR/.fetch.lock)"
   if [ -f "$LIBS_DIR/.complete" ]; then flock -u 8; return 0; fi
   local tmp="$LIBS_DIR.tmp.$$"
-  rm -rf "$tmp"
+  rm -rf "$tmp" "$tmp.log"
   log "fetching Kafka $KAFKA_VERSION jars from Maven Central into $LIBS_DIR"
   # shellcheck disable=SC2086
-  if ! timeout 900 mvn -B -q -Dstyle.color=never ${BUS_KAFKA_MVN_OPTS:-} -f "$POM" -Dkafka.version="$KAFKA_VERSION" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
-    rm -rf "$tmp"
-    die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
+  if ! timeout 900 mvn -B -Dstyle.color=never ${BUS_KAFKA_MVN_OPTS:-} -f "$POM" -Dkafka.version="$KAFKA_VERSION" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+    grep -E 'ERROR|BUILD' "$tmp.log" | tail -n 20 >&2 || true
+    rm -rf "$tmp" "$tmp.log"
+    die "mvn could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is it a released 4.x version?)"
   fi
+  rm -f "$tmp.log"
   [ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ] || { rm -rf "$tmp"; die "kafka_2.13-$KAFKA_VERSION.jar missing after fetch"; }
   echo "$KAFKA_VERSION" >"$tmp/.complete"
   rm -rf "$LIBS_DIR"
@@ -148,7 +153,7 @@ node_pid() { # prints pid if node $1 runs (pid file + live java process of that 
   echo "$pid"
 }
 
-have_kcat() { command -v kcat >/dev/null 2>&1 || command -v kafkacat >/dev/null 2>&1; }
+have_kcat() { [ -z "${BUS_KAFKA_NO_KCAT:-}" ] && { command -v kcat >/dev/null 2>&1 || command -v kafkacat >/dev/null 2>&1; }; }
 kcat_bin() { command -v kcat 2>/dev/null || command -v kafkacat; }
 
 # does the broker at host:port answer a metadata request (listing >= $2 brokers)?
@@ -275,11 +280,11 @@ launch_node() { # $1 id
   } >>"$dir/kafka.log"
   # setsid: own session, so the broker survives the shell/test runner that started it
   # shellcheck disable=SC2086
-  setsid java $HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+  setsid java $HEAP_OPTS $JVM_OPTS -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$RUN_DIR/log4j2.properties" \
-    -Dkafka.logs.dir="$dir" $JVM_OPTS \
+    -Dkafka.logs.dir="$dir" \
     -cp "$LIBS_DIR/*" kafka.Kafka "$dir/server.properties" \
-    </dev/null >>"$dir/kafka.log" 2>&1 &
+    </dev/null >>"$dir/kafka.log" 2>&1 8>&- 9>&- &
   pid=$!
   echo "$pid" >"$dir/kafka.pid"
   log "node $1 started (pid $pid, $HOST:$(client_port "$1" "$(topology)"), log $dir/kafka.log)"
@@ -349,7 +354,7 @@ cmd_start() {
   cmd_stop_all quiet
   cmd_fetch
   need_java
-  have_kcat || maybe_apt_install kcat kcat || log "kcat not available; readiness check falls back to the Kafka CLI (slower)"
+  have_kcat || { [ -z "${BUS_KAFKA_NO_KCAT:-}" ] && maybe_apt_install kcat kcat; } || log "kcat not available; readiness check falls back to the Kafka CLI (slower)"
   for ((i = 1; i <= n; i++)); do
     for p in "$(client_port "$i" "$n")" "$(controller_port "$i" "$n")"; do
       port_busy "$p" && die "port $HOST:$p is already in use by another process (set BUS_KAFKA_*PORT*)"
@@ -488,9 +493,18 @@ cmd_logs() {
   tail -n "$lines" "$(node_dir "$id")/kafka.log"
 }
 
+run_lock() { # serialize commands that change the nodes (parallel test jobs)
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/.lock"
+  flock -w $((START_TIMEOUT + 3 * STOP_TIMEOUT + 300)) 9 || die "timed out waiting for another kafka.sh ($RUN_DIR/.lock)"
+}
+
 main() {
   local cmd="${1:-help}"
   shift || true
+  case "$cmd" in
+    start | stop | stop-node | kill-node | start-node | restart-node) run_lock ;;
+  esac
   case "$cmd" in
     fetch) cmd_fetch ;;
     start) cmd_start "${1:-1}" ;;

@@ -62,6 +62,8 @@ export interface ModuleDefinition<M extends EventMap, E extends EventName<M> = E
   startFrom?: StartFrom;
   /** How long `close()` waits for running handlers before aborting their `signal`. @default 10000 */
   drainTimeoutMs?: number;
+  /** How often each consumer's lag is read from the transport and reported to metrics; 0 turns it off. @default 15000 */
+  lagIntervalMs?: number;
   /** Policies around the handler, outermost first. */
   middleware?: readonly Middleware<M>[];
   /** Runs once before consuming starts (the seed's `beforeMessageBus`). */
@@ -75,6 +77,7 @@ export const MODULE_DEFAULTS = {
   maxDeliveries: 5,
   startFrom: 'earliest' as StartFrom,
   drainTimeoutMs: 10_000,
+  lagIntervalMs: 15_000,
   retry: { attempts: 3, baseDelayMs: 100, maxDelayMs: 5000, jitter: 0.2 },
 } as const;
 

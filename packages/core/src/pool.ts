@@ -16,6 +16,8 @@ export interface PoolOptions {
   evictionIntervalMs?: number;
   /** Validate a connection each time it is borrowed (the seed's `heartbeat`). @default true */
   validateOnBorrow?: boolean;
+  /** Pause after a failed connection attempt before the next one (the broker is down). @default 200 */
+  createRetryDelayMs?: number;
 }
 
 export interface PoolFactory<T> {
@@ -46,6 +48,7 @@ export const POOL_DEFAULTS = {
   idleTimeoutMs: 60_000,
   evictionIntervalMs: 10_000,
   validateOnBorrow: true,
+  createRetryDelayMs: 200,
 } as const satisfies Required<PoolOptions>;
 
 /**
@@ -53,7 +56,13 @@ export const POOL_DEFAULTS = {
  * Pool exhaustion surfaces as a {@link PoolTimeoutError} after `acquireTimeoutMs`, carrying the last
  * error of `factory.create` as its `cause` when connecting was what failed.
  */
-export function createPool<T>(name: string, factory: PoolFactory<T>, options: PoolOptions = {}): Pool<T> {
+export function createPool<T>(
+  name: string,
+  factory: PoolFactory<T>,
+  options: PoolOptions = {},
+  /** Called with the pool's size after each acquire and release, e.g. to feed `Metrics.poolStats`. */
+  observe?: (stats: PoolStats) => void,
+): Pool<T> {
   const o = { ...POOL_DEFAULTS, ...stripUndefined(options) };
   let lastCreateError: unknown;
   let closing: Promise<void> | undefined;
@@ -66,6 +75,9 @@ export function createPool<T>(name: string, factory: PoolFactory<T>, options: Po
           return resource;
         } catch (error) {
           lastCreateError = error;
+          // generic-pool retries a failed create at once for every waiting request: without a pause
+          // that is a busy loop that starves the event loop (and the acquire timeout's own timer).
+          await new Promise((resolve) => setTimeout(resolve, o.createRetryDelayMs));
           throw error;
         }
       },
@@ -97,13 +109,28 @@ export function createPool<T>(name: string, factory: PoolFactory<T>, options: Po
     max: gp.max,
   });
 
+  const report = observe ? () => observe(stats()) : () => {};
+  const release = async (resource: T) => {
+    await gp.release(resource);
+    report();
+  };
+  const destroy = async (resource: T) => {
+    await gp.destroy(resource);
+    report();
+  };
+
   const acquire = async (): Promise<T> => {
     if (closing) throw new ClosedError(`pool "${name}"`);
     try {
-      return await gp.acquire();
+      const resource = await gp.acquire();
+      report();
+      return resource;
     } catch (error) {
+      report();
       if (error instanceof Error && error.name === 'TimeoutError') {
-        const timeout = new PoolTimeoutError(name, o.acquireTimeoutMs, stats());
+        // The timed-out request has already left the queue; count it among the waiting.
+        const now = stats();
+        const timeout = new PoolTimeoutError(name, o.acquireTimeoutMs, { ...now, pending: now.pending + 1 });
         if (lastCreateError !== undefined) Object.defineProperty(timeout, 'cause', { value: lastCreateError });
         throw timeout;
       }
@@ -114,17 +141,17 @@ export function createPool<T>(name: string, factory: PoolFactory<T>, options: Po
   return {
     name,
     acquire,
-    release: (resource) => gp.release(resource),
-    destroy: (resource) => gp.destroy(resource),
+    release,
+    destroy,
     async use(fn, isBroken) {
       const resource = await acquire();
       try {
         const result = await fn(resource);
-        await gp.release(resource);
+        await release(resource);
         return result;
       } catch (error) {
-        if (isBroken?.(error)) await gp.destroy(resource).catch(() => {});
-        else await gp.release(resource).catch(() => {});
+        if (isBroken?.(error)) await destroy(resource).catch(() => {});
+        else await release(resource).catch(() => {});
         throw error;
       }
     },
@@ -140,6 +167,7 @@ export function createPool<T>(name: string, factory: PoolFactory<T>, options: Po
         ]);
         clearTimeout(timer);
         await gp.clear();
+        report();
       })();
       return closing;
     },

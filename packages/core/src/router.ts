@@ -36,6 +36,7 @@ export interface ResolvedModule {
   deadLetterTopic: (topic: string) => string;
   startFrom: StartFrom;
   drainTimeoutMs: number;
+  lagIntervalMs: number;
   middleware: readonly Middleware<EventMap>[];
   onStart: (() => void | Promise<void>) | undefined;
 }
@@ -74,6 +75,7 @@ export function resolveModule(definition: unknown, defaultTransport: string, tra
     deadLetterTopic: r.func<(t: string) => string>('deadLetterTopic', def.deadLetterTopic, true) ?? ((t) => `${t}.dlq`),
     startFrom: r.oneOf('startFrom', def.startFrom, ['earliest', 'latest'], d.startFrom),
     drainTimeoutMs: r.int('drainTimeoutMs', def.drainTimeoutMs, d.drainTimeoutMs, 0),
+    lagIntervalMs: r.int('lagIntervalMs', def.lagIntervalMs, d.lagIntervalMs, 0),
     middleware: middleware as Middleware<EventMap>[],
     onStart: r.func<() => void>('onStart', def.onStart, true),
   };
@@ -111,6 +113,7 @@ export class ModuleRunner {
   private readonly chain: Handler<EventMap>;
   private closed: Promise<void> | undefined;
   private readonly log: Logger;
+  private lagTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly module: ResolvedModule,
@@ -145,6 +148,33 @@ export class ModuleRunner {
       this.subscriptions.push({ consumer, subscription });
       this.log.info('consumer started', { consumer, group, topics: decl.topics, events: decl.events });
     }
+    this.watchLag(consumers);
+  }
+
+  /** Reports each consumer group's lag to metrics every `lagIntervalMs`, where the transport can tell. */
+  private watchLag(consumers: ConsumersDeclaration): void {
+    const lag = this.transport.lag?.bind(this.transport);
+    if (!lag || this.module.lagIntervalMs === 0) return;
+    const groups = Object.entries(consumers).map(([consumer, decl]) => ({ group: `${this.module.name}-${consumer}`, topics: decl.topics }));
+    let running = false;
+    const report = async () => {
+      if (running) return;
+      running = true;
+      try {
+        for (const { group, topics } of groups) {
+          for (const info of await lag(group, topics)) {
+            this.services.metrics.lag({ transport: this.transport.name, group, topic: info.topic }, info.lag);
+          }
+        }
+      } catch (error) {
+        this.log.debug('could not read consumer lag', { error });
+      } finally {
+        running = false;
+      }
+    };
+    this.lagTimer = setInterval(report, this.module.lagIntervalMs);
+    this.lagTimer.unref();
+    void report();
   }
 
   private async handleBatch(consumer: string, group: string, events: Set<string>, batch: IncomingMessage[]): Promise<void> {
@@ -338,6 +368,7 @@ export class ModuleRunner {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.stopping.abort();
+      clearInterval(this.lagTimer);
       const timer = setTimeout(() => this.deadline.abort(), this.module.drainTimeoutMs);
       const graceMs = this.module.drainTimeoutMs + 5000;
       let hardTimer: NodeJS.Timeout | undefined;

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { BusError, createPool, PoolTimeoutError } from '../src/index.js';
+
+describe('createPool', () => {
+  it('is lazy, bounded by max, and reports its size', async () => {
+    let created = 0;
+    const pool = createPool('test', { create: async () => ({ n: ++created }), destroy: async () => {} }, { max: 2, acquireTimeoutMs: 100 });
+    expect(created).toBe(0);
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    expect(pool.stats()).toMatchObject({ size: 2, borrowed: 2, max: 2 });
+    const waiting = pool.acquire();
+    expect(pool.stats().pending).toBe(1);
+    await pool.release(a);
+    expect(await waiting).toBe(a);
+    await pool.release(a);
+    await pool.release(b);
+    await pool.close();
+    expect(created).toBe(2);
+  });
+
+  it('exhaustion gives a PoolTimeoutError after the acquire timeout, naming the pool and its state', async () => {
+    const pool = createPool('redis producer', { create: async () => ({}), destroy: async () => {} }, { max: 1, acquireTimeoutMs: 50 });
+    const held = await pool.acquire();
+    const started = performance.now();
+    const error = await pool.acquire().catch((e: unknown) => e);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+    expect(error).toBeInstanceOf(PoolTimeoutError);
+    expect(BusError.isInstance(error) && error.code).toBe('POOL_TIMEOUT');
+    expect((error as Error).message).toBe('[bus] pool "redis producer" exhausted: no resource free within 50 ms (size 1/1, in use 1, waiting 1)');
+    await pool.release(held);
+    await pool.close();
+  });
+
+  it('carries the connection error when creating resources fails', async () => {
+    const pool = createPool('broken', { create: async () => Promise.reject(new Error('ECONNREFUSED 127.0.0.1:1')), destroy: async () => {} }, { max: 1, acquireTimeoutMs: 50 });
+    const error = (await pool.acquire().catch((e: unknown) => e)) as PoolTimeoutError;
+    expect(error).toBeInstanceOf(PoolTimeoutError);
+    expect((error.cause as Error).message).toBe('ECONNREFUSED 127.0.0.1:1');
+    await pool.close();
+  });
+
+  it('validation replaces a broken resource on borrow', async () => {
+    let created = 0;
+    const broken = new Set<number>();
+    const destroyed: number[] = [];
+    const pool = createPool(
+      'validated',
+      {
+        create: async () => ++created,
+        destroy: async (n) => {
+          destroyed.push(n);
+        },
+        validate: async (n) => !broken.has(n),
+      },
+      { max: 1 },
+    );
+    const first = await pool.acquire();
+    await pool.release(first);
+    broken.add(first);
+    const second = await pool.acquire();
+    expect(second).not.toBe(first);
+    expect(destroyed).toEqual([first]);
+    await pool.release(second);
+    await pool.close();
+  });
+
+  it('use() destroys a resource its callback reports broken, and close() is idempotent and final', async () => {
+    let created = 0;
+    const destroyed: number[] = [];
+    const pool = createPool('use', { create: async () => ++created, destroy: async (n) => void destroyed.push(n) }, { max: 1 });
+    await expect(pool.use(async () => Promise.reject(new Error('socket closed')), () => true)).rejects.toThrow('socket closed');
+    expect(destroyed).toEqual([1]);
+    expect(await pool.use(async (n) => n * 10)).toBe(20);
+    await Promise.all([pool.close(), pool.close()]);
+    await expect(pool.acquire()).rejects.toThrow('[bus] pool "use" is closed');
+  });
+
+  it('idle resources above min are evicted', async () => {
+    const destroyed: number[] = [];
+    let created = 0;
+    const pool = createPool('idle', { create: async () => ++created, destroy: async (n) => void destroyed.push(n) }, { max: 2, idleTimeoutMs: 30, evictionIntervalMs: 10 });
+    const a = await pool.acquire();
+    await pool.release(a);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(destroyed).toEqual([1]);
+    expect(pool.stats().size).toBe(0);
+    await pool.close();
+  });
+});

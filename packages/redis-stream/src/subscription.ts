@@ -1,0 +1,467 @@
+import { type BatchHandler, type IncomingMessage, type Logger, type SubscribeOptions, type Subscription, sleep } from '@bus/core';
+import { connect, destroy, isReplyError, keySlot, messageOf, replyCode, toBusError, withTimeout } from './client.js';
+import { type Command, num, parseEntries, parseRead, pipeline, type RawEntry } from './commands.js';
+import type { RedisClient, ResolvedOptions } from './options.js';
+import { fromFields } from './wire.js';
+
+/** What a subscription needs from its transport. */
+export interface SubscriptionContext {
+  options: ResolvedOptions;
+  logger: Logger;
+  /** A new, unconnected client dedicated to one blocking reader. */
+  newReaderClient(): RedisClient;
+  clusterMode: boolean;
+  streamKey(topic: string): string;
+  onClosed(subscription: Subscription): void;
+}
+
+/**
+ * Removes the group's consumers (other than ARGV[2]) with no pending entry and idle longer than
+ * ARGV[3] ms. A script, so that no entry can be delivered to a consumer between the check and
+ * XGROUP DELCONSUMER (which would drop that entry from the PEL). Redis 7.2 reports `inactive`
+ * (since the last successful read, -1 if never); 7.0 only `idle`.
+ */
+const DELETE_IDLE_CONSUMERS = `
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  local idle = info['inactive']
+  if idle == nil or idle < 0 then idle = info['idle'] end
+  if info['name'] ~= ARGV[2] and info['pending'] == 0 and idle ~= nil and idle > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed[#removed + 1] = info['name']
+  end
+end
+return removed`;
+
+/** A delivered entry, before it becomes an IncomingMessage. */
+interface Entry {
+  key: string;
+  id: string;
+  fields: Buffer[];
+  deliveryCount: number;
+}
+
+type Settlement = 'ack' | 'nack' | undefined;
+type Message = IncomingMessage & { settlement: Settlement; key_: string };
+
+/**
+ * The streams of one subscription that one blocking `XREADGROUP` can read together: all of them on
+ * a standalone server, those of one hash slot on a Cluster. Each reader owns one dedicated connection.
+ */
+interface Reader {
+  keys: string[];
+  client: RedisClient | undefined;
+  /** XAUTOCLAIM cursor per stream. */
+  cursors: Map<string, string>;
+  nextClaimAt: number;
+  nextHygieneAt: number;
+  /** In a blocking read: `close()` drops the connection to end it at once. */
+  blocking: boolean;
+}
+
+/**
+ * Opens a consumer-group subscription: creates the groups (`XGROUP CREATE … MKSTREAM`, `BUSYGROUP`
+ * ignored), then runs one read loop per reader. Resolves once every group exists and reading has
+ * begun; rejects with a `ConnectionError` when Redis cannot be reached.
+ */
+export async function openSubscription(ctx: SubscriptionContext, options: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
+  const subscription = new StreamSubscription(ctx, options, handler);
+  await subscription.start();
+  return subscription;
+}
+
+class StreamSubscription implements Subscription {
+  private readonly o: ResolvedOptions;
+  private readonly log: Logger;
+  private readonly readers: Reader[] = [];
+  private readonly topicOf = new Map<string, string>();
+  private readonly startId: string;
+  private readonly stop = new AbortController();
+  private loops: Promise<void>[] = [];
+  private turn: Promise<void> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly ctx: SubscriptionContext,
+    private readonly so: SubscribeOptions,
+    private readonly handler: BatchHandler,
+  ) {
+    this.o = ctx.options;
+    this.log = ctx.logger.child({ group: so.group, consumer: so.consumerName });
+    this.startId = so.startFrom === 'latest' ? '$' : '0';
+    const bySlot = new Map<number, string[]>();
+    for (const topic of new Set(so.topics)) {
+      const key = ctx.streamKey(topic);
+      this.topicOf.set(key, topic);
+      // One XREADGROUP may only name keys of one slot in a Cluster.
+      const slot = ctx.clusterMode ? keySlot(key) : 0;
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), key]);
+    }
+    for (const keys of bySlot.values()) {
+      this.readers.push({ keys, client: undefined, cursors: new Map(), nextClaimAt: 0, nextHygieneAt: 0, blocking: false });
+    }
+  }
+
+  private get stopped(): boolean {
+    return this.stop.signal.aborted;
+  }
+
+  async start(): Promise<void> {
+    try {
+      for (const reader of this.readers) await this.ensureGroups(reader, await this.clientOf(reader));
+    } catch (error) {
+      for (const reader of this.readers) this.dropClient(reader);
+      throw toBusError(error, this.o.name, `could not create consumer group "${this.so.group}"`);
+    }
+    this.loops = this.readers.map((reader) => this.loop(reader));
+    this.log.debug('subscription started', { streams: this.readers.flatMap((r) => r.keys), readers: this.readers.length });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stop.abort();
+      // A blocked XREADGROUP would hold close() for up to pollIntervalMs: drop its connection instead.
+      // Entries Redis handed out in that instant stay pending and are reclaimed after claimIdleMs.
+      for (const reader of this.readers) if (reader.blocking) this.dropClient(reader);
+      await Promise.allSettled(this.loops);
+      for (const reader of this.readers) this.dropClient(reader);
+      this.ctx.onClosed(this);
+      this.log.debug('subscription closed');
+    })();
+    return this.closing;
+  }
+
+  private async clientOf(reader: Reader): Promise<RedisClient> {
+    if (!reader.client) {
+      const client = this.ctx.newReaderClient();
+      reader.client = client;
+      try {
+        await connect(client, this.o.name);
+      } catch (error) {
+        if (reader.client === client) reader.client = undefined;
+        throw error;
+      }
+    }
+    return reader.client;
+  }
+
+  private dropClient(reader: Reader): void {
+    destroy(reader.client);
+    reader.client = undefined;
+  }
+
+  /** A command on the reader's connection with a deadline; past it the connection is replaced. */
+  private guarded<T>(reader: Reader, promise: Promise<T>, ms: number, what: string): Promise<T> {
+    const client = reader.client;
+    return withTimeout(promise, ms, `[bus/${this.o.name}] ${what}`, () => {
+      if (reader.client === client) this.dropClient(reader);
+    });
+  }
+
+  private async ensureGroups(reader: Reader, client: RedisClient): Promise<void> {
+    const replies = await this.guarded(
+      reader,
+      pipeline(
+        client,
+        reader.keys.map((key): Command => ['XGROUP', 'CREATE', key, this.so.group, this.startId, 'MKSTREAM']),
+      ),
+      this.o.commandTimeoutMs,
+      'XGROUP CREATE',
+    );
+    for (const reply of replies) if (reply.error && replyCode(reply.error) !== 'BUSYGROUP') throw reply.error;
+  }
+
+  private async loop(reader: Reader): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        const client = await this.clientOf(reader);
+        let entries: Entry[] = [];
+        if (Date.now() >= reader.nextClaimAt) entries = await this.claim(reader, client);
+        if (entries.length === 0 && !this.stopped) entries = await this.read(reader, client);
+        if (failures > 0) this.log.info('reading resumed', { streams: reader.keys, failures });
+        failures = 0;
+        if (entries.length > 0) await this.dispatch(reader, entries);
+      } catch (error) {
+        if (this.stopped) break;
+        failures++;
+        if (replyCode(error) === 'NOGROUP') {
+          // The stream or the group was deleted: recreate it, at the subscription's start position.
+          this.log.warn('consumer group or stream disappeared; recreating it', { streams: reader.keys, startId: this.startId, error: messageOf(error) });
+          try {
+            if (reader.client) await this.ensureGroups(reader, reader.client);
+            continue;
+          } catch {
+            // Retried below, after the back-off.
+          }
+        } else if (failures === 1 || failures % 20 === 0) {
+          this.log.warn('read failed; retrying', { streams: reader.keys, failures, error: messageOf(error) });
+        }
+        if (!isReplyError(error) && failures > 1) this.dropClient(reader);
+        await sleep(Math.min(100 * 2 ** (failures - 1), 2000), this.stop.signal);
+      }
+    }
+  }
+
+  private async read(reader: Reader, client: RedisClient): Promise<Entry[]> {
+    // Never BLOCK 0 (forever); wake up in time for the next claim pass.
+    const block = Math.max(1, Math.min(this.so.pollIntervalMs, reader.nextClaimAt - Date.now()));
+    const args: (string | number)[] = ['GROUP', this.so.group, this.so.consumerName, 'COUNT', this.so.batchSize, 'BLOCK', block, 'STREAMS', ...reader.keys];
+    for (const _ of reader.keys) args.push('>');
+    reader.blocking = true;
+    let reply: unknown;
+    try {
+      reply = await this.guarded(reader, client.callBuffer('XREADGROUP', ...args), block + this.o.readTimeoutGraceMs, 'XREADGROUP');
+    } finally {
+      reader.blocking = false;
+    }
+    const entries = toEntries(reply);
+    if (entries.length > 0 && entries.length < this.so.batchSize && !this.stopped) {
+      // A blocked read wakes on the first XADD of a producer's pipeline; the rest of it is in the
+      // stream a moment later. One non-blocking read collects it, so a published batch is handled
+      // as one batch instead of a batch of one followed by the rest.
+      const more: (string | number)[] = ['GROUP', this.so.group, this.so.consumerName, 'COUNT', this.so.batchSize - entries.length, 'STREAMS', ...reader.keys];
+      for (const _ of reader.keys) more.push('>');
+      entries.push(...toEntries(await this.guarded(reader, client.callBuffer('XREADGROUP', ...more), this.o.commandTimeoutMs, 'XREADGROUP')));
+    }
+    return entries;
+  }
+
+  /**
+   * XAUTOCLAIM of entries idle longer than claimIdleMs: those of dead members, and nacked ones
+   * (made idle on purpose). Cleans pending entries whose data is gone. Delivery counts come from
+   * XPENDING, as XAUTOCLAIM does not return them.
+   */
+  private async claim(reader: Reader, client: RedisClient): Promise<Entry[]> {
+    const { group, consumerName, batchSize } = this.so;
+    const replies = await this.guarded(
+      reader,
+      pipeline(
+        client,
+        reader.keys.map((key): Command => ['XAUTOCLAIM', key, group, consumerName, this.o.claimIdleMs, reader.cursors.get(key) ?? '0-0', 'COUNT', batchSize]),
+        true,
+      ),
+      this.o.commandTimeoutMs,
+      'XAUTOCLAIM',
+    );
+    const claimed: Entry[] = [];
+    const gone: Command[] = [];
+    let more = false;
+    replies.forEach((reply, i) => {
+      const key = reader.keys[i] as string;
+      if (reply.error) throw reply.error;
+      const [cursor, entries, deleted] = reply.value as [Buffer, unknown, Buffer[] | undefined];
+      const next = String(cursor);
+      reader.cursors.set(key, next);
+      const raw: RawEntry[] = parseEntries(entries);
+      // Redis 7 drops deleted entries from the PEL itself and lists them; 6.2 returns them with nil fields.
+      const deletedIds = [...(deleted ?? []).map(String), ...raw.filter((e) => !e.fields).map((e) => e.id)];
+      if (deletedIds.length > 0) gone.push(['XACK', key, group, ...deletedIds]);
+      const live = raw.filter((e) => e.fields);
+      for (const e of live) claimed.push({ key, id: e.id, fields: e.fields as Buffer[], deliveryCount: 2 });
+      if (live.length > 0 && next !== '0-0') more = true;
+    });
+    reader.nextClaimAt = more ? Date.now() : Date.now() + this.o.claimIntervalMs;
+    if (gone.length > 0) {
+      await this.guarded(reader, pipeline(client, gone), this.o.commandTimeoutMs, 'XACK');
+      this.log.info('cleaned pending entries whose data was trimmed or deleted', { count: gone.reduce((n, c) => n + c.length - 3, 0) });
+    }
+    if (claimed.length > 0) {
+      await this.fillDeliveryCounts(reader, client, claimed);
+      this.log.debug('claimed idle pending entries', { count: claimed.length, ids: claimed.slice(0, 20).map((e) => e.id) });
+    }
+    await this.hygiene(reader, client);
+    return claimed;
+  }
+
+  private async fillDeliveryCounts(reader: Reader, client: RedisClient, entries: Entry[]): Promise<void> {
+    const byKey = groupByKey(entries);
+    const keys = [...byKey.keys()];
+    const replies = await this.guarded(
+      reader,
+      pipeline(
+        client,
+        keys.map((key): Command => {
+          const list = byKey.get(key) as Entry[];
+          return ['XPENDING', key, this.so.group, (list[0] as Entry).id, (list[list.length - 1] as Entry).id, list.length * 2 + 10, this.so.consumerName];
+        }),
+      ),
+      this.o.commandTimeoutMs,
+      'XPENDING',
+    );
+    const counts = new Map<string, number>();
+    replies.forEach((reply, i) => {
+      if (reply.error || !Array.isArray(reply.value)) return;
+      for (const row of reply.value as unknown[][]) counts.set(`${keys[i]}\n${String(row[0])}`, num(row[3]) ?? 2);
+    });
+    for (const e of entries) e.deliveryCount = counts.get(`${e.key}\n${e.id}`) ?? e.deliveryCount;
+  }
+
+  /** Removes members idle past consumerIdleTimeoutMs that hold no pending entry. Best effort. */
+  private async hygiene(reader: Reader, client: RedisClient): Promise<void> {
+    const timeout = this.o.consumerIdleTimeoutMs;
+    const now = Date.now();
+    if (timeout <= 0 || now < reader.nextHygieneAt) return;
+    reader.nextHygieneAt = now + Math.min(Math.max(timeout / 2, this.o.claimIntervalMs), 600_000);
+    try {
+      const replies = await this.guarded(
+        reader,
+        pipeline(
+          client,
+          reader.keys.map((key): Command => ['EVAL', DELETE_IDLE_CONSUMERS, 1, key, this.so.group, this.so.consumerName, timeout]),
+        ),
+        this.o.commandTimeoutMs,
+        'XGROUP DELCONSUMER',
+      );
+      const removed = replies.flatMap((reply) => (Array.isArray(reply.value) ? reply.value.map(String) : []));
+      if (removed.length > 0) this.log.info('removed idle consumers without pending entries', { consumers: removed });
+    } catch (error) {
+      this.log.debug('consumer hygiene failed', { error: messageOf(error) });
+    }
+  }
+
+  /** Hands the entries to the handler in batches of at most batchSize, one handler call at a time per subscription. */
+  private async dispatch(reader: Reader, entries: Entry[]): Promise<void> {
+    const held = new Map<string, Set<string>>();
+    for (const [key, list] of groupByKey(entries)) held.set(key, new Set(list.map((e) => e.id)));
+    const refresher = this.refresher(reader, held);
+    try {
+      for (let i = 0; i < entries.length; i += this.so.batchSize) {
+        const messages = entries.slice(i, i + this.so.batchSize).map((e) => this.message(e));
+        await this.exclusive(async () => {
+          // Closing: give the entries back at once rather than start work close() would wait for.
+          if (this.stopped) return;
+          try {
+            await this.handler(messages);
+          } catch (error) {
+            this.log.debug('batch handler rejected; its unsettled messages are nacked', { error: messageOf(error) });
+          }
+        });
+        await this.commit(reader, messages, held);
+      }
+    } finally {
+      clearInterval(refresher);
+    }
+  }
+
+  private exclusive(fn: () => Promise<void>): Promise<void> {
+    const run = this.turn.then(fn);
+    this.turn = run.catch(() => {});
+    return run;
+  }
+
+  private message(entry: Entry): Message {
+    const record = fromFields(entry.fields, this.o.fields);
+    const message: Message = {
+      topic: this.topicOf.get(entry.key) ?? entry.key,
+      id: entry.id,
+      value: record.value,
+      headers: record.headers,
+      deliveryCount: entry.deliveryCount,
+      settlement: undefined,
+      key_: entry.key,
+      ack() {
+        message.settlement ??= 'ack';
+      },
+      nack() {
+        message.settlement ??= 'nack';
+      },
+    };
+    if (record.key !== undefined) message.key = record.key;
+    return message;
+  }
+
+  /**
+   * One round trip: XACK of the acknowledged entries; the others (nacked or unsettled) are made
+   * idle for claimIdleMs − nackDelayMs with `XCLAIM … IDLE … JUSTID`, so that any member's next
+   * XAUTOCLAIM takes them after nackDelayMs (JUSTID: the claim itself does not count as a delivery).
+   */
+  private async commit(reader: Reader, messages: Message[], held: Map<string, Set<string>>): Promise<void> {
+    const acked = groupByKey(messages.filter((m) => m.settlement === 'ack').map((m) => ({ key: m.key_, id: m.id })));
+    const nacked = groupByKey(messages.filter((m) => m.settlement !== 'ack').map((m) => ({ key: m.key_, id: m.id })));
+    const delay = this.stopped ? 0 : this.o.nackDelayMs;
+    const commands: Command[] = [];
+    for (const [key, list] of acked) commands.push(['XACK', key, this.so.group, ...list.map((e) => e.id)]);
+    for (const [key, list] of nacked) {
+      commands.push(['XCLAIM', key, this.so.group, this.so.consumerName, 0, ...list.map((e) => e.id), 'IDLE', this.o.claimIdleMs - delay, 'JUSTID']);
+    }
+    for (let attempt = 1; commands.length > 0; attempt++) {
+      try {
+        const client = await this.clientOf(reader);
+        const replies = await this.guarded(reader, pipeline(client, commands), this.o.commandTimeoutMs, 'XACK');
+        const failed = replies.find((r) => r.error);
+        if (failed?.error) throw failed.error;
+        break;
+      } catch (error) {
+        if (attempt >= 3 || isReplyError(error)) {
+          // At-least-once still holds: the entries stay pending and are claimed again after claimIdleMs.
+          this.log.error('could not acknowledge; the entries will be delivered again', {
+            acked: [...acked.values()].reduce((n, l) => n + l.length, 0),
+            nacked: [...nacked.values()].reduce((n, l) => n + l.length, 0),
+            error: messageOf(error),
+          });
+          break;
+        }
+        await sleep(200 * attempt);
+      }
+    }
+    for (const m of messages) held.get(m.key_)?.delete(m.id);
+    if (nacked.size > 0) reader.nextClaimAt = Math.min(reader.nextClaimAt, Date.now() + delay);
+  }
+
+  /**
+   * While entries are held (read and not yet committed), resets their idle time every claimIdleMs/3
+   * (`XCLAIM … JUSTID` to ourselves) so no other member claims them from a long-running handler.
+   * The XCLAIM's min-idle guard keeps us from taking back an entry another member has just claimed.
+   */
+  private refresher(reader: Reader, held: Map<string, Set<string>>): NodeJS.Timeout {
+    const every = Math.max(20, Math.floor(this.o.claimIdleMs / 3));
+    let busy = false;
+    const timer = setInterval(() => {
+      const client = reader.client;
+      if (busy || !client) return;
+      const commands: Command[] = [];
+      for (const [key, ids] of held) {
+        if (ids.size > 0) commands.push(['XCLAIM', key, this.so.group, this.so.consumerName, Math.floor(every / 2), ...ids, 'JUSTID']);
+      }
+      if (commands.length === 0) return;
+      busy = true;
+      this.guarded(reader, pipeline(client, commands), this.o.commandTimeoutMs, 'XCLAIM (refresh)')
+        .then((replies) => {
+          replies.forEach((reply, i) => {
+            const key = (commands[i] as Command)[1] as string;
+            const kept = new Set(Array.isArray(reply.value) ? reply.value.map(String) : []);
+            const lost = [...(held.get(key) ?? [])].filter((id) => !kept.has(id));
+            if (reply.error || lost.length > 0) {
+              this.log.warn('could not refresh held entries; another member may claim them', { stream: key, lost, error: reply.error ? messageOf(reply.error) : undefined });
+            }
+          });
+        })
+        .catch((error) => this.log.warn('could not refresh held entries', { error: messageOf(error) }))
+        .finally(() => {
+          busy = false;
+        });
+    }, every);
+    return timer;
+  }
+}
+
+function groupByKey<T extends { key: string }>(items: T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const list = out.get(item.key);
+    if (list) list.push(item);
+    else out.set(item.key, [item]);
+  }
+  return out;
+}
+
+function toEntries(reply: unknown): Entry[] {
+  const entries: Entry[] = [];
+  for (const [key, list] of parseRead(reply)) {
+    for (const raw of list) if (raw.fields) entries.push({ key, id: raw.id, fields: raw.fields, deliveryCount: 1 });
+  }
+  return entries;
+}

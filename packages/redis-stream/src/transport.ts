@@ -1,0 +1,236 @@
+import {
+  type BatchHandler,
+  ClosedError,
+  createPool,
+  type LagInfo,
+  type Logger,
+  type Metrics,
+  noopMetrics,
+  type Pool,
+  type PublishResult,
+  type SubscribeOptions,
+  type Subscription,
+  silentLogger,
+  type Transport,
+  type TransportCapabilities,
+  type TransportContext,
+  type WireRecord,
+} from '@bus/core';
+import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, toBusError } from './client.js';
+import { type Command, num, parseFlat, pipeline } from './commands.js';
+import { type RedisClient, type RedisStreamOptions, resolveOptions } from './options.js';
+import { openSubscription } from './subscription.js';
+import { toFields } from './wire.js';
+
+/** A {@link Transport} on Redis Streams, with the ioredis client it was made with exposed for tests and tools. */
+export interface RedisStreamTransport extends Transport, AsyncDisposable {
+  /** The stream key of a topic: `keyPrefix + topic`. */
+  streamKey(topic: string): string;
+  /** Runs `fn` with a pooled (non-blocking) connection, e.g. for administration. */
+  withClient<R>(fn: (client: RedisClient) => Promise<R>): Promise<R>;
+}
+
+const CAPABILITIES: TransportCapabilities = Object.freeze({
+  persistent: true,
+  consumerGroups: true,
+  ordering: 'topic',
+  nativeBatching: true,
+  blockingReads: true,
+  redeliversUnsettled: true,
+});
+
+/**
+ * A Redis Streams transport (ioredis), on a standalone server or a Redis Cluster.
+ *
+ * - Connects lazily: the first `publish` opens a pooled producer connection, each subscription opens
+ *   its own blocking-read connection(s). Options are validated here, at construction
+ *   (`ConfigError` naming the option, e.g. `[bus/redis] pool.max must be …`).
+ * - `publish`: one `XADD` per record, all records of a call in one pipeline (one round trip); each
+ *   result is the entry's stream id, or a `ConnectionError` / `PublishError`.
+ * - `subscribe`: consumer group per `SubscribeOptions.group`, blocking `XREADGROUP`, batch `XACK`
+ *   after the handler, `XAUTOCLAIM` of entries idle past `claimIdleMs` (dead members, nacks).
+ * - `close()`: closes every subscription (waiting for running handlers), then the pool. Idempotent.
+ *
+ * Wire format: each header is a stream field of the same name; the key and value go under
+ * `fields.key` / `fields.value` (`_key` / `_data` by default).
+ */
+export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransport {
+  const o = resolveOptions(options);
+  let logger: Logger = silentLogger;
+  let metrics: Metrics = noopMetrics;
+  let pool: Pool<RedisClient> | undefined;
+  let clusterMode: boolean | undefined = o.cluster ? true : o.createClient ? undefined : false;
+  const subscriptions = new Set<Subscription>();
+  let closing: Promise<void> | undefined;
+  const streamKey = (topic: string) => o.keyPrefix + topic;
+
+  const poolOf = (): Pool<RedisClient> => {
+    pool ??= createPool<RedisClient>(
+      `${o.name}-producer`,
+      {
+        create: async () => {
+          const client = makeClient(o, 'producer');
+          clusterMode ??= isCluster(client);
+          return connect(client, o.name);
+        },
+        destroy: async (client) => {
+          // QUIT lets in-flight replies arrive; a dead connection is simply dropped.
+          if (client.status === 'ready') await client.quit().catch(() => destroy(client));
+          else destroy(client);
+        },
+        // State only, no PING: a publish costs one round trip. A client that is reconnecting stays
+        // (its commands fail fast meanwhile); one that gave up is replaced.
+        validate: async (client) => client.status !== 'end' && client.status !== 'close',
+      },
+      o.pool,
+    );
+    return pool;
+  };
+
+  const reportPool = () => {
+    if (pool) metrics.poolStats({ transport: o.name, pool: 'producer' }, pool.stats());
+  };
+
+  const withClient = async <R>(fn: (client: RedisClient) => Promise<R>): Promise<R> => {
+    if (closing) throw new ClosedError(`transport "${o.name}"`);
+    try {
+      return await poolOf().use(fn, (error) => !isReplyError(error) && messageOf(error).includes('Connection is closed'));
+    } finally {
+      reportPool();
+    }
+  };
+
+  const transport: RedisStreamTransport = {
+    specificationVersion: 'v1',
+    name: o.name,
+    capabilities: CAPABILITIES,
+    streamKey,
+
+    attach(context: TransportContext) {
+      logger = context.logger;
+      metrics = context.metrics;
+    },
+
+    async publish(topic: string, records: readonly WireRecord[]): Promise<PublishResult[]> {
+      if (closing) {
+        const error = new ClosedError(`transport "${o.name}"`);
+        return records.map(() => ({ ok: false, error }));
+      }
+      const results: PublishResult[] = new Array(records.length);
+      const commands: Command[] = [];
+      const index: number[] = [];
+      const key = streamKey(topic);
+      const trim = trimArgs(o.trim);
+      records.forEach((record, i) => {
+        try {
+          commands.push(['XADD', key, ...trim, '*', ...toFields(record, o.fields, o.name)]);
+          index.push(i);
+        } catch (error) {
+          results[i] = { ok: false, error: toBusError(error, o.name, `could not publish to "${topic}"`) };
+        }
+      });
+      if (commands.length > 0) {
+        try {
+          const replies = await withClient((client) => pipeline(client, commands));
+          replies.forEach((reply, j) => {
+            const i = index[j] as number;
+            const id = reply.error ? undefined : reply.value;
+            results[i] =
+              typeof id === 'string' && id.length > 0
+                ? { ok: true, id }
+                : { ok: false, error: toBusError(reply.error ?? new Error(`XADD returned ${String(id)}`), o.name, `XADD to "${topic}" failed`) };
+          });
+        } catch (error) {
+          const busError = toBusError(error, o.name, `could not publish to "${topic}"`);
+          for (const i of index) results[i] = { ok: false, error: busError };
+        }
+      }
+      return results;
+    },
+
+    async subscribe(subscribeOptions: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
+      if (closing) throw new ClosedError(`transport "${o.name}"`);
+      if (clusterMode === undefined) {
+        // A user factory: find out whether it makes Cluster clients (that decides how reads are grouped).
+        const probe = makeClient(o, 'reader');
+        clusterMode = isCluster(probe);
+        destroy(probe);
+      }
+      const subscription = await openSubscription(
+        {
+          options: o,
+          logger,
+          newReaderClient: () => makeClient(o, 'reader'),
+          clusterMode,
+          streamKey,
+          onClosed: (s) => subscriptions.delete(s),
+        },
+        subscribeOptions,
+        handler,
+      );
+      if (closing) {
+        await subscription.close();
+        throw new ClosedError(`transport "${o.name}"`);
+      }
+      subscriptions.add(subscription);
+      return subscription;
+    },
+
+    async lag(group: string, topics: readonly string[]): Promise<LagInfo[]> {
+      return withClient(async (client) => {
+        // One call per stream: in a Cluster the streams may live on different nodes.
+        const infos = await Promise.all(topics.map((topic) => groupInfo(client, streamKey(topic), group)));
+        return topics.map((topic, i) => {
+          const info = infos[i] as { lag: number; pending: number };
+          metrics.lag({ transport: o.name, group, topic }, info.lag);
+          return { group, topic, lag: info.lag, pending: info.pending };
+        });
+      });
+    },
+
+    withClient,
+
+    close() {
+      closing ??= (async () => {
+        await Promise.allSettled([...subscriptions].map((s) => s.close()));
+        await pool?.close();
+        reportPool();
+      })();
+      return closing;
+    },
+
+    [Symbol.asyncDispose]() {
+      return this.close();
+    },
+  };
+  return transport;
+}
+
+function trimArgs(trim: { maxLen: number | undefined; maxAgeMs: number | undefined; exact: boolean }): (string | number)[] {
+  const op = trim.exact ? '=' : '~';
+  if (trim.maxLen !== undefined) return ['MAXLEN', op, trim.maxLen];
+  if (trim.maxAgeMs !== undefined) return ['MINID', op, Math.max(0, Date.now() - trim.maxAgeMs)];
+  return [];
+}
+
+/**
+ * Lag and pending count of `group` on `key` from XINFO GROUPS (Redis ≥ 7.0 reports `lag`; when it
+ * cannot — e.g. after XDEL/trimming past the group — the entries after the group's last delivered id
+ * are counted, up to 100 000). A missing group lags by the whole stream.
+ */
+async function groupInfo(client: RedisClient, key: string, group: string): Promise<{ lag: number; pending: number }> {
+  const replies = await pipeline(client, [
+    ['XINFO', 'GROUPS', key],
+    ['XLEN', key],
+  ]);
+  const length = num(replies[1]?.value) ?? 0;
+  const groups = replies[0]?.error ? [] : ((replies[0]?.value as unknown[]) ?? []);
+  const info = groups.map(parseFlat).find((g) => String(g.name) === group);
+  if (!info) return { lag: length, pending: 0 };
+  const pending = num(info.pending) ?? 0;
+  const lag = num(info.lag);
+  if (lag !== undefined) return { lag, pending };
+  const last = String(info['last-delivered-id'] ?? '0-0');
+  const [after] = await pipeline(client, [['XRANGE', key, `(${last}`, '+', 'COUNT', 100_000] satisfies Command]);
+  return { lag: Array.isArray(after?.value) ? after.value.length : length, pending };
+}

@@ -1,0 +1,52 @@
+import { type Headers, PublishError, type WireRecord } from '@bus/core';
+
+/**
+ * One stream entry's field/value list as XADD takes it: every header as a field of the same name,
+ * then the key (if any) and the value under the reserved field names.
+ *
+ * @throws {PublishError} (not retryable) when a header uses a reserved field name
+ */
+export function toFields(record: WireRecord, fields: { value: string; key: string }, transport: string): (string | Buffer)[] {
+  const out: (string | Buffer)[] = [];
+  for (const name in record.headers) {
+    if (name === fields.value || name === fields.key) {
+      throw new PublishError(`[bus/${transport}] header "${name}" uses a field name reserved for the record's ${name === fields.value ? 'value' : 'key'}`, {
+        retryable: false,
+      });
+    }
+    out.push(name, record.headers[name] as string);
+  }
+  if (record.key !== undefined) out.push(fields.key, record.key);
+  out.push(fields.value, toBuffer(record.value));
+  return out;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A stream entry's fields (as Buffers, binary-safe) back into a record. Never throws: an entry
+ * without a value field gets an empty value and the codec decides (a compatibility codec may read
+ * everything from the headers; the JSON codec reports what is missing and the message is
+ * dead-lettered). A repeated field keeps its last value, as `HGETALL`-style readers do.
+ */
+export function fromFields(raw: readonly (Buffer | string)[], fields: { value: string; key: string }): WireRecord {
+  const headers: Headers = {};
+  let value: Buffer | string = EMPTY;
+  let key: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = String(raw[i]);
+    const v = raw[i + 1] as Buffer | string;
+    if (name === fields.value) value = v;
+    else if (name === fields.key) key = String(v);
+    else headers[name] = String(v);
+  }
+  const record: WireRecord = { value, headers };
+  if (key !== undefined) record.key = key;
+  return record;
+}
+
+function toBuffer(value: Uint8Array | string): Buffer | string {
+  if (typeof value === 'string' || Buffer.isBuffer(value)) return value;
+  // Zero-copy view: ioredis writes Buffers as they are but would stringify a plain Uint8Array.
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
