@@ -19,7 +19,8 @@ const project = (name: string, dir: string) => ({
   test: {
     name,
     include: [`${dir}/test/**/*.test.ts`],
-    typecheck: { enabled: true, include: [`${dir}/test/**/*.test-d.ts`] },
+    // Type tests (`*.test-d.ts`) fail the run when a wrong event name or payload compiles.
+    typecheck: { enabled: true, include: [`${dir}/test/**/*.test-d.ts`], tsconfig: `${dir.replace('/*', '/live-tasks')}/tsconfig.json` },
   },
 });
 
@@ -32,7 +33,7 @@ export default defineConfig({
       project('kafka', 'packages/kafka'),
       project('prometheus', 'packages/prometheus'),
       project('otel', 'packages/otel'),
-      project('examples', 'examples'),
+      project('examples', 'examples/*'),
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -255,7 +255,8 @@ function validatePool(r: OptionReader, value: unknown): PoolOptions {
   if (raw.idleTimeoutMs !== undefined) pool.idleTimeoutMs = p.int('idleTimeoutMs', raw.idleTimeoutMs, 60_000, 1, DAY);
   if (raw.evictionIntervalMs !== undefined) pool.evictionIntervalMs = p.int('evictionIntervalMs', raw.evictionIntervalMs, 10_000, 1, DAY);
   if (raw.validateOnBorrow !== undefined) pool.validateOnBorrow = p.boolean('validateOnBorrow', raw.validateOnBorrow, true);
-  const known = new Set(['min', 'max', 'acquireTimeoutMs', 'idleTimeoutMs', 'evictionIntervalMs', 'validateOnBorrow']);
+  if (raw.createRetryDelayMs !== undefined) pool.createRetryDelayMs = p.int('createRetryDelayMs', raw.createRetryDelayMs, 200, 0, DAY);
+  const known = new Set(['min', 'max', 'acquireTimeoutMs', 'idleTimeoutMs', 'evictionIntervalMs', 'validateOnBorrow', 'createRetryDelayMs']);
   for (const key of Object.keys(raw)) if (!known.has(key)) p.fail(key, `is not a pool option (${[...known].join(', ')})`, raw[key]);
   if ((pool.min ?? 0) > (pool.max ?? 10)) p.fail('min', `must not exceed pool.max (${pool.max ?? 10})`, pool.min);
   return pool;

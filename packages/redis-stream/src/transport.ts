@@ -83,21 +83,14 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
         validate: async (client) => client.status !== 'end' && client.status !== 'close',
       },
       o.pool,
+      (stats) => metrics.poolStats({ transport: o.name, pool: 'producer' }, stats),
     );
     return pool;
   };
 
-  const reportPool = () => {
-    if (pool) metrics.poolStats({ transport: o.name, pool: 'producer' }, pool.stats());
-  };
-
   const withClient = async <R>(fn: (client: RedisClient) => Promise<R>): Promise<R> => {
     if (closing) throw new ClosedError(`transport "${o.name}"`);
-    try {
-      return await poolOf().use(fn, (error) => !isReplyError(error) && messageOf(error).includes('Connection is closed'));
-    } finally {
-      reportPool();
-    }
+    return poolOf().use(fn, (error) => !isReplyError(error) && messageOf(error).includes('Connection is closed'));
   };
 
   const transport: RedisStreamTransport = {
@@ -176,13 +169,13 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
       return subscription;
     },
 
+    /** Lag and pending count per topic from `XINFO GROUPS` (the bus reports them to metrics). */
     async lag(group: string, topics: readonly string[]): Promise<LagInfo[]> {
       return withClient(async (client) => {
         // One call per stream: in a Cluster the streams may live on different nodes.
         const infos = await Promise.all(topics.map((topic) => groupInfo(client, streamKey(topic), group)));
         return topics.map((topic, i) => {
           const info = infos[i] as { lag: number; pending: number };
-          metrics.lag({ transport: o.name, group, topic }, info.lag);
           return { group, topic, lag: info.lag, pending: info.pending };
         });
       });
@@ -194,7 +187,6 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
       closing ??= (async () => {
         await Promise.allSettled([...subscriptions].map((s) => s.close()));
         await pool?.close();
-        reportPool();
       })();
       return closing;
     },

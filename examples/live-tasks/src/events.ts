@@ -1,0 +1,10 @@
+/** The live-streaming app's events: the one declaration that types publishers and handlers. */
+export type LiveEvents = {
+  /** A streamer earned money (gifts, tips), in yuan. */
+  'anchor.income': { anchorId: string; amount: number; at: string };
+  /** A streamer was live for some minutes. */
+  'live.duration': { anchorId: string; minutes: number; at: string };
+};
+
+/** Topic the live app publishes on. */
+export const LIVE_TOPIC = 'live';
