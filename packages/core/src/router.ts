@@ -61,7 +61,7 @@ export function resolveModule(definition: unknown, defaultTransport: string, tra
   };
   const middleware: unknown = def.middleware ?? [];
   if (!Array.isArray(middleware)) r.fail('middleware', 'must be an array of functions', middleware);
-  middleware.forEach((m, i) => r.func(`middleware[${i}]`, m));
+  for (const [i, m] of middleware.entries()) r.func(`middleware[${i}]`, m);
   return {
     name,
     transport,

@@ -6,7 +6,7 @@ import type { WireRecord } from '../envelope.js';
 import { BusError } from '../errors.js';
 import type { HandlerContext } from '../events.js';
 import { DLQ_HEADER } from '../router.js';
-import type { IncomingMessage, SubscribeOptions, Subscription, Transport, TransportCapabilities } from '../transport.js';
+import type { IncomingMessage, SubscribeOptions, Transport, TransportCapabilities } from '../transport.js';
 
 /** The test functions of your runner (vitest, jest, mocha…): `it(name, fn, timeoutMs)`. */
 export interface TestApi {

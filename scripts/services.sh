@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Starts (or stops) every service the test suite talks to, idempotently:
+#   Redis 7 on 127.0.0.1:6379, a 3-master Redis Cluster (scripts/redis-cluster.sh),
+#   Apache Kafka 4.x in KRaft mode on 127.0.0.1:9092 (scripts/kafka.sh),
+# and installs the Debian tools the tests use (kcat, prometheus/promtool, redis-server) when missing.
+#
+#   bash scripts/services.sh up     start what is not running
+#   bash scripts/services.sh down   stop what these scripts started (never the shared Redis on 6379)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+command -v kcat >/dev/null || need_apt+=(kcat)
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v java >/dev/null || need_apt+=(default-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+
+install_tools() {
+  [ ${#need_apt[@]} -eq 0 ] && return
+  echo "services: installing ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  # policy-rc.d keeps package scripts from starting daemons (prometheus would take :9090).
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+  rm -f /usr/sbin/policy-rc.d
+  pkill -x prometheus 2>/dev/null || true
+}
+
+redis_up() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+  echo "services: starting redis-server on 127.0.0.1:6379" >&2
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "services: redis did not answer on 6379" >&2
+  exit 1
+}
+
+case "${1:-up}" in
+  up)
+    install_tools
+    redis_up
+    if [ -f "$here/redis-cluster.sh" ]; then bash "$here/redis-cluster.sh" start >&2; fi
+    bash "$here/kafka.sh" start >/dev/null
+    echo "services: redis 127.0.0.1:6379, kafka 127.0.0.1:9092 ready" >&2
+    ;;
+  down)
+    if [ -f "$here/redis-cluster.sh" ]; then bash "$here/redis-cluster.sh" stop >&2 || true; fi
+    bash "$here/kafka.sh" stop >&2 || true
+    ;;
+  *)
+    echo "usage: $0 up|down" >&2
+    exit 2
+    ;;
+esac
