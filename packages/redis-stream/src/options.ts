@@ -136,6 +136,7 @@ export interface ResolvedOptions {
   fields: { value: string; key: string };
 }
 
+/** Default values of {@link RedisStreamOptions} (pool defaults are `POOL_DEFAULTS` of `@bus/core`). */
 export const DEFAULTS = {
   name: 'redis',
   url: 'redis://127.0.0.1:6379',
