@@ -1,0 +1,131 @@
+import { ClosedError, ConfigError, type LagInfo } from '@bus/core';
+import type { Admin, Kafka } from 'kafkajs';
+import { isConnectionError, toBusError } from './client.js';
+import type { ResolvedOptions } from './options.js';
+
+/**
+ * The transport's one admin connection, opened on first use: topic creation (or the existence check
+ * when `topics.create` is false) and consumer lag.
+ */
+export class AdminClient {
+  private admin: Promise<Admin> | undefined;
+  private closed = false;
+  private readonly known = new Set<string>();
+  private readonly inflight = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly client: () => Kafka,
+    private readonly options: ResolvedOptions,
+  ) {}
+
+  private connect(): Promise<Admin> {
+    if (this.closed) return Promise.reject(new ClosedError('kafka transport'));
+    this.admin ??= (async () => {
+      const admin = this.client().admin({ retry: { retries: this.options.retry.retries } });
+      try {
+        await admin.connect();
+      } catch (error) {
+        this.admin = undefined;
+        await admin.disconnect().catch(() => {});
+        throw error;
+      }
+      if (this.closed) {
+        await admin.disconnect().catch(() => {});
+        throw new ClosedError('kafka transport');
+      }
+      return admin;
+    })();
+    return this.admin;
+  }
+
+  /** Runs `fn` on the admin client; a broken connection is dropped so the next call reconnects. */
+  private async use<R>(fn: (admin: Admin) => Promise<R>): Promise<R> {
+    const pending = this.connect();
+    const admin = await pending;
+    try {
+      return await fn(admin);
+    } catch (error) {
+      if (isConnectionError(error) && this.admin === pending) {
+        this.admin = undefined;
+        await admin.disconnect().catch(() => {});
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Makes sure every topic exists: creates the missing ones (`topics.create`), or throws a
+   * {@link ConfigError} naming them. Known topics are cached, so this costs one round trip per topic
+   * and process.
+   */
+  async ensureTopics(topics: readonly string[]): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const topic of topics) {
+      if (this.known.has(topic)) continue;
+      let pending = this.inflight.get(topic);
+      if (!pending) {
+        pending = this.ensureTopic(topic).finally(() => this.inflight.delete(topic));
+        this.inflight.set(topic, pending);
+      }
+      work.push(pending);
+    }
+    if (work.length > 0) await Promise.all(work);
+  }
+
+  private async ensureTopic(topic: string): Promise<void> {
+    const { create, partitions, replicationFactor } = this.options.topics;
+    try {
+      if (create) {
+        await this.use((admin) =>
+          admin.createTopics({
+            topics: [{ topic, numPartitions: partitions, replicationFactor }],
+            waitForLeaders: true,
+            timeout: this.options.requestTimeoutMs,
+          }),
+        );
+      } else {
+        const existing = await this.use((admin) => admin.listTopics());
+        for (const name of existing) this.known.add(name);
+        if (!this.known.has(topic)) {
+          throw new ConfigError('topics.create', `is false and topic "${topic}" does not exist (create it first, or set topics.create: true)`, false, 'bus/kafka');
+        }
+      }
+    } catch (error) {
+      throw toBusError(error, create ? `could not create topic "${topic}"` : `could not list topics to find "${topic}"`);
+    }
+    this.known.add(topic);
+  }
+
+  /**
+   * Lag of `group` per topic: high watermark − committed offset, summed over the partitions. A
+   * partition the group never committed counts from its low watermark (the group would read it all).
+   */
+  async lag(group: string, topics: readonly string[]): Promise<LagInfo[]> {
+    return this.use(async (admin) => {
+      const committed = await admin.fetchOffsets({ groupId: group, topics: [...topics] });
+      const byTopic = new Map(committed.map((t) => [t.topic, new Map(t.partitions.map((p) => [p.partition, Number(p.offset)]))]));
+      return Promise.all(
+        topics.map(async (topic) => {
+          const watermarks = await admin.fetchTopicOffsets(topic);
+          let lag = 0;
+          for (const p of watermarks) {
+            const high = Number(p.high);
+            const at = byTopic.get(topic)?.get(p.partition) ?? -1;
+            lag += Math.max(0, high - (at >= 0 ? at : Number(p.low)));
+          }
+          return { group, topic, lag };
+        }),
+      );
+    });
+  }
+
+  /** Closes the admin connection. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pending = this.admin;
+    this.admin = undefined;
+    if (!pending) return;
+    const admin = await pending.catch(() => undefined);
+    await admin?.disconnect().catch(() => {});
+  }
+}
