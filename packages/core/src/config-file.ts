@@ -1,0 +1,139 @@
+import { type Bus, type BusOptions, createBus } from './bus.js';
+import { OptionReader } from './config.js';
+import type { EventMap } from './events.js';
+import { MODULE_DEFAULTS, type ModuleDefinition } from './module.js';
+import type { HealthOptions } from './supervisor.js';
+
+/**
+ * A module in a config file: its {@link ModuleDefinition} plus how it runs as processes (the seed's
+ * `$nums` and `$restartInterval`).
+ */
+export interface ModuleConfig<M extends EventMap = EventMap> extends ModuleDefinition<M> {
+  /** Worker processes running this module under `bus run` (the seed's `$nums`). @default 1 */
+  processes?: number;
+  /** Wait before a dead worker is started again, in ms (the seed's `$restartInterval`). @default 1000 */
+  restartDelayMs?: number;
+  /** Longest restart delay of a crash-looping worker (the delay doubles per crash), in ms. @default 30000 */
+  maxRestartDelayMs?: number;
+  /**
+   * After SIGTERM, how long a worker may drain before it is killed (SIGKILL), in ms.
+   * @default drainTimeoutMs + 10000
+   */
+  killTimeoutMs?: number;
+  /** Serve `GET /live` and `GET /ready` for this module on this port. @default undefined (no server) */
+  health?: HealthOptions;
+}
+
+/**
+ * Everything `bus.config.ts` declares: the bus's options (transports as factory instances, default
+ * transport, codec, metrics, tracing, logger) and the modules.
+ */
+export interface BusConfig<M extends EventMap = EventMap> extends BusOptions {
+  /** @default [] */
+  modules?: readonly ModuleConfig<M>[];
+}
+
+/** A config object, or a (possibly async) function returning one, called once per process. */
+export type BusConfigInput<M extends EventMap = EventMap> = BusConfig<M> | (() => BusConfig<M> | Promise<BusConfig<M>>);
+
+/**
+ * Types a config file. Export its result as the default export of `bus.config.ts` (or `.js`/`.mjs`):
+ *
+ * ```ts
+ * import { defineConfig } from '@bus/core';
+ * import { redisStream } from '@bus/redis-stream';
+ *
+ * export default defineConfig<LiveEvents>({
+ *   transports: { redis: redisStream({ url: process.env.REDIS_URL }) },
+ *   modules: [{ name: 'tasks', processes: 2, consumers: { ... }, handler: async (ctx) => { ... } }],
+ * });
+ * ```
+ *
+ * Each process that loads the file (the `bus run` parent, every worker, `bus publish`…) evaluates it
+ * once, so transports are created per process; they connect lazily.
+ */
+export function defineConfig<M extends EventMap = EventMap>(config: BusConfigInput<M>): BusConfigInput<M> {
+  return config;
+}
+
+/** A module's process settings, validated, with defaults filled in. */
+export interface ModuleProcessSettings {
+  name: string;
+  processes: number;
+  restartDelayMs: number;
+  maxRestartDelayMs: number;
+  killTimeoutMs: number;
+  /** The module's handler drain deadline (`drainTimeoutMs`). */
+  drainTimeoutMs: number;
+  health: HealthOptions | undefined;
+}
+
+/** A config with its process settings checked. */
+export interface ResolvedConfig<M extends EventMap = EventMap> {
+  config: BusConfig<M>;
+  modules: ModuleProcessSettings[];
+}
+
+/**
+ * Evaluates a config (calls it when it is a function; accepts a module namespace with a `default`
+ * export) and checks what the bus itself does not: `modules` and their process settings. Errors are
+ * `ConfigError`s naming the key, e.g. `[bus] config.modules[0].processes must be …`.
+ */
+export async function resolveConfig<M extends EventMap = EventMap>(input: BusConfigInput<M> | { default: BusConfigInput<M> }): Promise<ResolvedConfig<M>> {
+  const r: OptionReader = new OptionReader('bus', 'config');
+  let value: unknown = input;
+  // `export default defineConfig(...)` loaded as CJS, or through a loader, may arrive wrapped once or twice.
+  for (let i = 0; i < 2 && isObject(value) && 'default' in value && !('transports' in value); i++) value = value.default;
+  if (typeof value === 'function') value = await (value as () => unknown)();
+  const config = r.object('<root>', value) as unknown as BusConfig<M>;
+  r.object('transports', config.transports);
+  const rawModules: unknown = config.modules ?? [];
+  if (!Array.isArray(rawModules)) r.fail('modules', 'must be an array of modules', rawModules);
+  const names = new Set<string>();
+  const modules = (rawModules as ModuleConfig<M>[]).map((m, i) => {
+    const mr = r.at(`modules[${i}]`);
+    mr.object('<module>', m);
+    const name = mr.string('name', m.name);
+    if (names.has(name)) mr.fail('name', 'is used by two modules', name);
+    names.add(name);
+    const drainTimeoutMs = mr.int('drainTimeoutMs', m.drainTimeoutMs, MODULE_DEFAULTS.drainTimeoutMs, 0);
+    const restartDelayMs = mr.int('restartDelayMs', m.restartDelayMs, 1000, 0);
+    const health = mr.object('health', m.health, true) as HealthOptions | undefined;
+    if (health) {
+      if (health.port === undefined) mr.at('health').fail('port', 'must be set (0 picks a free port)', undefined);
+      mr.at('health').int('port', health.port, 0, 0, 65535);
+      mr.at('health').optionalString('host', health.host);
+    }
+    return {
+      name,
+      processes: mr.int('processes', m.processes, 1, 1, 1024),
+      restartDelayMs,
+      maxRestartDelayMs: mr.int('maxRestartDelayMs', m.maxRestartDelayMs, Math.max(30_000, restartDelayMs), restartDelayMs),
+      killTimeoutMs: mr.int('killTimeoutMs', m.killTimeoutMs, drainTimeoutMs + 10_000, 0),
+      drainTimeoutMs,
+      health,
+    };
+  });
+  return { config, modules };
+}
+
+const PROCESS_KEYS = ['processes', 'restartDelayMs', 'maxRestartDelayMs', 'killTimeoutMs', 'health'] as const;
+
+/**
+ * Creates the bus a config describes and registers all its modules (validated at once); start some
+ * with `bus.start({ modules })`. Connects lazily, like `createBus`.
+ */
+export function createBusFromConfig<M extends EventMap = EventMap>(config: BusConfig<M>): Bus<M> {
+  const { modules = [], ...options } = config;
+  const bus = createBus<M>(options);
+  for (const m of modules) {
+    const definition: Record<string, unknown> = { ...m };
+    for (const key of PROCESS_KEYS) delete definition[key];
+    bus.module(definition as unknown as ModuleDefinition<M>);
+  }
+  return bus;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
