@@ -71,3 +71,10 @@ export {
   type ResolvedConfig,
   resolveConfig,
 } from './config-file.js';
+export {
+  HYPERF_MESSAGEBUS_FIELD,
+  type HyperfMessagebusCodecOptions,
+  type HyperfMessagebusWire,
+  hyperfMessagebusCodec,
+} from './php-codec.js';
+export { PhpFloat, phpFloatString, phpSerialize, PhpUnserializeError, phpUnserialize, type PhpValue } from './php-serialize.js';

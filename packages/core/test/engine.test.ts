@@ -217,9 +217,9 @@ describe('routing engine', () => {
     const started = Date.now();
     await bus.close();
     expect(Date.now() - started).toBeLessThan(5000);
-    const [lag] = await t.lag('m-c', ['t']);
+    const [lag] = await t.lag!('m-c', ['t']);
     expect(lag).toEqual({ group: 'm-c', topic: 't', lag: 1, pending: 0 });
-    const [dlq] = await t.lag('nobody', ['t.dlq']);
+    const [dlq] = await t.lag!('nobody', ['t.dlq']);
     expect(dlq?.lag).toBe(0);
   });
 });

@@ -17,7 +17,10 @@ export function toFields(record: WireRecord, fields: { value: string; key: strin
     out.push(name, record.headers[name] as string);
   }
   if (record.key !== undefined) out.push(fields.key, record.key);
-  out.push(fields.value, toBuffer(record.value));
+  // An empty value is left out (a reader treats a missing value field as empty), so codecs that carry
+  // everything in fields, like the hyperf-messagebus one, write exactly the entries their peers expect.
+  // XADD needs one field at least.
+  if (record.value.length > 0 || out.length === 0) out.push(fields.value, toBuffer(record.value));
   return out;
 }
 
