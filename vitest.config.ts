@@ -11,6 +11,7 @@ const alias = {
   '@bus/kafka': src('./packages/kafka/src/index.ts'),
   '@bus/prometheus': src('./packages/prometheus/src/index.ts'),
   '@bus/otel': src('./packages/otel/src/index.ts'),
+  '@bus/cli': src('./packages/cli/src/index.ts'),
 };
 
 const project = (name: string, dir: string) => ({
@@ -33,6 +34,7 @@ export default defineConfig({
       project('kafka', 'packages/kafka'),
       project('prometheus', 'packages/prometheus'),
       project('otel', 'packages/otel'),
+      project('cli', 'packages/cli'),
       project('examples', 'examples/*'),
     ],
     testTimeout: 60_000,

@@ -1,10 +1,17 @@
-import { type Bus, type BatchEntry, createBus, defineModule, type Transport } from '@bus/core';
+import { type Bus, type BatchEntry, createBus, defineModule, type HandlerContext, type Transport } from '@bus/core';
 import { type Completion, DailyLiveTask } from './daily-task.js';
 import { LIVE_TOPIC, type LiveEvents } from './events.js';
 
-/** The `tasks` module: one consumer subscribed to both live events. */
-export function tasksModule(onComplete: (completion: Completion) => void) {
-  const task = new DailyLiveTask(onComplete);
+/** Applies the daily-task rule to one message: in memory ({@link DailyLiveTask}) or shared (`SharedDailyLiveTask`). */
+export interface DailyTask {
+  handle(ctx: HandlerContext<LiveEvents>): void | Promise<void>;
+}
+
+/**
+ * The `tasks` module: one consumer subscribed to both live events. Progress is kept in this process
+ * unless a shared `task` is given (needed when the module runs as several worker processes).
+ */
+export function tasksModule(onComplete: (completion: Completion) => void, task: DailyTask = new DailyLiveTask(onComplete)) {
   return defineModule<LiveEvents>({
     name: 'tasks',
     batchSize: 50,
@@ -15,8 +22,7 @@ export function tasksModule(onComplete: (completion: Completion) => void) {
     handler: (ctx) => {
       switch (ctx.consumer) {
         case 'daily-live-60min-100yuan':
-          task.handle(ctx);
-          break;
+          return task.handle(ctx);
         default:
           throw new Error(`no logic for consumer ${ctx.consumer}`);
       }

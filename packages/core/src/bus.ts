@@ -198,6 +198,8 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
       if (closing) throw new ClosedError('bus');
       const wanted = startOptions.modules ?? [...modules.keys()];
       for (const name of wanted) {
+        // close() during start (a SIGTERM while connecting): stop starting, quietly.
+        if (closing) return;
         const module = modules.get(name);
         if (!module) throw new ConfigError('modules', `has no module "${name}" (registered: ${[...modules.keys()].join(', ') || 'none'})`, name);
         const runner = new ModuleRunner(module, transportFor(module.transport), { codec, metrics, tracing, logger });

@@ -52,6 +52,10 @@ export type BusConfigInput<M extends EventMap = EventMap> = BusConfig<M> | (() =
  * Each process that loads the file (the `bus run` parent, every worker, `bus publish`…) evaluates it
  * once, so transports are created per process; they connect lazily.
  */
+export function defineConfig<M extends EventMap = EventMap>(config: BusConfig<M>): BusConfig<M>;
+export function defineConfig<M extends EventMap = EventMap>(
+  config: () => BusConfig<M> | Promise<BusConfig<M>>,
+): () => BusConfig<M> | Promise<BusConfig<M>>;
 export function defineConfig<M extends EventMap = EventMap>(config: BusConfigInput<M>): BusConfigInput<M> {
   return config;
 }

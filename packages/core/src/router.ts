@@ -8,7 +8,7 @@ import type { Logger } from './logger.js';
 import type { JobLabels, Metrics } from './metrics.js';
 import { type ConsumersDeclaration, MODULE_DEFAULTS, type ModuleDefinition } from './module.js';
 import { backoffDelay, type RetryPolicy, sleep } from './retry.js';
-import type { Tracing } from './tracing.js';
+import { noopTracing, type Tracing } from './tracing.js';
 import type { IncomingMessage, StartFrom, Subscription, Transport } from './transport.js';
 
 /** Headers added to a dead-lettered record. */
@@ -145,6 +145,11 @@ export class ModuleRunner {
         },
         (batch) => this.handleBatch(consumer, group, events, batch),
       );
+      if (this.stopping.signal.aborted) {
+        // close() ran while this subscription was being made: it did not see it.
+        await subscription.close();
+        return;
+      }
       this.subscriptions.push({ consumer, subscription });
       this.log.info('consumer started', { consumer, group, topics: decl.topics, events: decl.events });
     }
@@ -245,21 +250,27 @@ export class ModuleRunner {
     }
     metrics.jobStarted(labels, Math.max(0, (Date.now() - envelope.publishedAt) / 1000));
     try {
-      const attempts = await this.services.tracing.process(
-        {
-          transport: this.transport.name,
-          topic: message.topic,
-          event: envelope.event,
-          messageId: envelope.id,
-          group,
-          module: this.module.name,
-          consumer,
-          batchSize,
-          deliveryCount: message.deliveryCount,
-          headers: envelope.headers,
-        },
-        () => this.runWithRetry(consumer, group, envelope, message, labels),
-      );
+      const { tracing } = this.services;
+      const run = () => this.runWithRetry(consumer, group, envelope, message, labels);
+      // Without tracing, skip building the trace info: it is per message, on the hot path.
+      const attempts =
+        tracing === noopTracing
+          ? await run()
+          : await tracing.process(
+              {
+                transport: this.transport.name,
+                topic: message.topic,
+                event: envelope.event,
+                messageId: envelope.id,
+                group,
+                module: this.module.name,
+                consumer,
+                batchSize,
+                deliveryCount: message.deliveryCount,
+                headers: envelope.headers,
+              },
+              run,
+            );
       if (attempts === 0) {
         // Closing cut a retry short: leave the message to the broker to deliver again.
         message.nack();

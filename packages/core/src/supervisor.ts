@@ -482,6 +482,8 @@ export interface WorkerHandle {
  */
 export async function runWorker(bus: Startable, options: RunWorkerOptions = {}): Promise<WorkerHandle> {
   let state: 'starting' | 'ready' | 'draining' = 'starting';
+  // Read through a function: the signal handler changes `state` behind TypeScript's narrowing.
+  const draining = () => state === 'draining';
   const health = options.health
     ? await healthServer({ ...options.health, check: () => ({ ready: state === 'ready', detail: { status: state, pid: process.pid } }) })
     : undefined;
@@ -503,6 +505,8 @@ export async function runWorker(bus: Startable, options: RunWorkerOptions = {}):
   try {
     await bus.start(options.modules ? { modules: options.modules } : {});
   } catch (error) {
+    // A signal during start-up: the shutdown under way owns the exit, start's error is its echo.
+    if (draining()) return { health, shutdown: () => handle.shutdown('shutdown()') };
     handle.remove();
     await target.close().catch(() => {});
     throw error;

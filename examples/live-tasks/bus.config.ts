@@ -1,0 +1,38 @@
+// The live-tasks app as a config file for the `bus` CLI:
+//
+//   BUS_TRANSPORT=redis npx bus run            # the tasks module as 2 worker processes on Redis
+//   BUS_TRANSPORT=redis npx bus publish live live.duration '{"anchorId":"a1","minutes":60,"at":"2026-11-28T09:00:00Z"}'
+//   BUS_TRANSPORT=redis npx bus status
+//
+// BUS_TRANSPORT is memory (default), redis ($REDIS_URL) or kafka ($KAFKA_BROKERS). On Redis and Kafka
+// the module runs as 2 processes, so the task's progress lives in Redis (shared by both).
+import { defineConfig } from '@bus/core';
+import { Redis } from 'ioredis';
+import { tasksModule } from './src/app.js';
+import type { Completion } from './src/daily-task.js';
+import type { LiveEvents } from './src/events.js';
+import { SharedDailyLiveTask } from './src/shared-progress.js';
+import { createTransport, transportName } from './src/transport.js';
+
+export const report = (c: Completion) =>
+  console.log(`task daily-live-60min-100yuan completed: ${c.anchorId} on ${c.day} (${c.minutes} min live, ${c.income} yuan)`);
+
+export default defineConfig<LiveEvents>(() => {
+  const name = transportName([]);
+  const shared = name !== 'memory';
+  // Connects on first use only: the `bus run` parent reads this file but never handles a message.
+  const redis = shared ? new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true }) : undefined;
+  return {
+    transports: { [name]: createTransport(name) },
+    source: 'live-app',
+    modules: [
+      {
+        ...tasksModule(report, redis ? new SharedDailyLiveTask(redis, report) : undefined),
+        processes: shared ? 2 : 1,
+        restartDelayMs: 1000,
+        drainTimeoutMs: 5000,
+        ...(process.env.HEALTH_PORT ? { health: { port: Number(process.env.HEALTH_PORT) } } : {}),
+      },
+    ],
+  };
+});

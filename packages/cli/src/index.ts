@@ -1,0 +1,7 @@
+export { HELP, type MainOptions, main } from './cli.js';
+export { type DeadLetter, DLQ_REPLAY_GROUP, deadLetterTopicOf, listDeadLetters, REPLAYED_AT_HEADER, type ReplayResult, replayDeadLetters } from './dlq.js';
+export { CONFIG_FILES, findConfig, type LoadedConfig, loadConfig } from './load.js';
+export { type RunModulesOptions, runModules } from './run.js';
+export { readStatus, type StatusRow } from './status.js';
+export { UsageError } from './usage.js';
+export { type BusConfig, type BusConfigInput, defineConfig, type ModuleConfig } from '@bus/core';

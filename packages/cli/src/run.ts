@@ -1,0 +1,142 @@
+import {
+  closeOnSignals,
+  consoleLogger,
+  createBusFromConfig,
+  type HealthServer,
+  healthServer,
+  type Logger,
+  notifySupervisor,
+  type Supervisor,
+  supervise,
+  WORKER_ENV,
+} from '@bus/core';
+import { defaultBin } from './bin-path.js';
+import { type LoadedConfig, loadConfig } from './load.js';
+import { type LogLevel, UsageError } from './usage.js';
+
+export interface RunModulesOptions {
+  /** Config file; see {@link loadConfig}. @default $BUS_CONFIG or bus.config.* in `cwd` */
+  config?: string;
+  /** @default process.cwd() */
+  cwd?: string;
+  /** Modules to run. @default every module of the config */
+  modules?: readonly string[];
+  /** Supervisor log. @default the config's logger, else JSON lines on stderr at `logLevel` */
+  logger?: Logger;
+  /** @default 'info' */
+  logLevel?: LogLevel;
+  /** Drain on SIGTERM / SIGINT and exit with the supervisor's code. @default true */
+  handleSignals?: boolean;
+  /** The `bus` script the workers run. @default this package's bin */
+  bin?: string;
+  /** Node flags of the workers. @default process.execArgv */
+  execArgv?: readonly string[];
+}
+
+/**
+ * Starts the config's modules as supervised worker processes: `processes` workers per module, each
+ * running `bus run --worker --module <name>`; restarted after `restartDelayMs` (with back-off) when
+ * they die; drained on `stop()` (or SIGTERM / SIGINT). Health endpoints, when a module declares
+ * `health`, are served by this (parent) process. Resolves once the workers are forked; await
+ * `supervisor.ready` for their subscriptions.
+ */
+export async function runModules(options: RunModulesOptions = {}): Promise<Supervisor> {
+  const loaded = await loadConfig(options.config, options.cwd);
+  const names = selectModules(loaded, options.modules);
+  const level = options.logLevel ?? 'info';
+  const logger = options.logger ?? loaded.config.logger ?? consoleLogger(level);
+  // The parent only reads the settings: it never connects, so the (lazy) transports can go.
+  await Promise.allSettled(Object.values(loaded.config.transports).map((t) => t.close()));
+  const bin = options.bin ?? defaultBin();
+  return supervise({
+    script: bin,
+    ...(options.execArgv ? { execArgv: options.execArgv } : {}),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    logger,
+    handleSignals: options.handleSignals ?? true,
+    groups: loaded.modules
+      .filter((m) => names.includes(m.name))
+      .map((m) => ({
+        name: m.name,
+        processes: m.processes,
+        restartDelayMs: m.restartDelayMs,
+        maxRestartDelayMs: m.maxRestartDelayMs,
+        killTimeoutMs: m.killTimeoutMs,
+        ...(m.health ? { health: m.health } : {}),
+        args: ['run', '--worker', '--config', loaded.path, '--module', m.name, '--log-level', level],
+      })),
+  });
+}
+
+/** The module names to run: all, or the ones asked for (each must exist). */
+export function selectModules(loaded: LoadedConfig, wanted: readonly string[] | undefined): string[] {
+  const all = loaded.modules.map((m) => m.name);
+  if (all.length === 0) throw new Error(`[bus/cli] ${loaded.path} declares no modules`);
+  if (!wanted || wanted.length === 0) return all;
+  const names = wanted.flatMap((w) => w.split(',')).map((w) => w.trim()).filter(Boolean);
+  for (const name of names) {
+    if (!all.includes(name)) throw new UsageError(`no module "${name}" in ${loaded.path} (modules: ${all.join(', ')})`, 'run');
+  }
+  return names;
+}
+
+/**
+ * Runs modules in this process (`bus run --inline`, and each worker of `bus run`): starts them,
+ * reports ready (to the supervisor and on `/ready`), and drains on SIGTERM / SIGINT, then exits.
+ * Never resolves while running; resolves 1 when a module fails to start.
+ */
+export async function runInline(loaded: LoadedConfig, names: readonly string[], options: { worker: boolean; logLevel: LogLevel }): Promise<number> {
+  const base = loaded.config.logger ?? consoleLogger(options.logLevel);
+  const logger = options.worker
+    ? base.child({ module: process.env[WORKER_ENV.group], worker: Number(process.env[WORKER_ENV.index] ?? 0), pid: process.pid })
+    : base;
+  const bus = createBusFromConfig({ ...loaded.config, logger });
+  const state = new Map<string, 'starting' | 'ready' | 'draining'>(names.map((n) => [n, 'starting']));
+  const servers: HealthServer[] = [];
+  // Under a supervisor, the parent serves the module's health (it knows every worker).
+  if (!options.worker) {
+    for (const m of loaded.modules) {
+      if (!m.health || !names.includes(m.name)) continue;
+      const server = await healthServer({ ...m.health, check: () => ({ ready: state.get(m.name) === 'ready', detail: { module: m.name, status: state.get(m.name) } }) });
+      servers.push(server);
+      logger.info(`health of ${m.name} on http://${server.host}:${server.port}/ready`, { module: m.name, port: server.port });
+    }
+  }
+  const drainTimeoutMs = Math.max(...loaded.modules.filter((m) => names.includes(m.name)).map((m) => m.drainTimeoutMs));
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  const handle = closeOnSignals(
+    {
+      close: async () => {
+        try {
+          await bus.close();
+        } finally {
+          clearInterval(keepAlive);
+          await Promise.allSettled(servers.map((s) => s.close()));
+        }
+      },
+    },
+    {
+      // Past the handlers' deadline the engine waits 5 s more, then transports close.
+      timeoutMs: drainTimeoutMs + 8000,
+      logger,
+      onShutdown: () => {
+        for (const name of names) state.set(name, 'draining');
+      },
+    },
+  );
+  for (const name of names) {
+    try {
+      await bus.start({ modules: [name] });
+    } catch (error) {
+      logger.error(`module ${name} failed to start: ${(error as Error)?.message}`, { module: name, error });
+      handle.remove();
+      clearInterval(keepAlive);
+      await Promise.allSettled([bus.close(), ...servers.map((s) => s.close())]);
+      return 1;
+    }
+    if (state.get(name) === 'starting') state.set(name, 'ready');
+    logger.info(`module ${name} started`, { module: name });
+  }
+  notifySupervisor('ready');
+  return new Promise<number>(() => {});
+}
