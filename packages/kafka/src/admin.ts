@@ -91,7 +91,7 @@ export class AdminClient {
         }
       }
     } catch (error) {
-      throw toBusError(error, create ? `could not create topic "${topic}"` : `could not list topics to find "${topic}"`);
+      throw toBusError(error, create ? `could not create topic "${topic}"` : `could not list topics to find "${topic}"`, 'config');
     }
     this.known.add(topic);
   }

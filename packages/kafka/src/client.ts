@@ -44,7 +44,10 @@ export function createClient(options: ResolvedOptions, logger: () => Logger, cli
       const log = logger();
       switch (entry.level) {
         case logLevel.ERROR:
-          log.error(line, data);
+          // kafkajs logs every error response of the protocol ("Response Heartbeat … rebalancing",
+          // "coordinator is loading") before its caller retries or reports it: routine, not an error.
+          if (entry.namespace === 'Connection' && message.startsWith('Response ')) log.debug(line, data);
+          else log.error(line, data);
           break;
         case logLevel.WARN:
           if (EXPECTED_WARNINGS.some((re) => re.test(message))) log.debug(line, data);
@@ -68,6 +71,7 @@ const CONNECTION_ERRORS = new Set([
   'KafkaJSBrokerNotFound',
   'KafkaJSGroupCoordinatorNotFound',
   'KafkaJSLockTimeout',
+  'KafkaJSTimeout',
 ]);
 
 /** Whether `error` (or one of its causes) says the broker could not be reached. */
@@ -79,32 +83,52 @@ export function isConnectionError(error: unknown): boolean {
   return false;
 }
 
+/** Errors kafkajs bundles in a `KafkaJSAggregateError` (topic creation reports one per topic). */
+function aggregated(error: unknown): unknown[] | undefined {
+  const errors = (error as { errors?: unknown } | undefined)?.errors;
+  return Array.isArray(errors) && errors.length > 0 ? errors : undefined;
+}
+
 /** Whether kafkajs would retry `error` (its `retriable` flag, or of its innermost cause). */
 export function isRetriable(error: unknown): boolean {
   let e = error as { retriable?: boolean; cause?: unknown } | undefined;
   for (let depth = 0; e && typeof e === 'object' && depth < 10; depth++) {
+    const inner = aggregated(e);
+    if (inner) return inner.every(isRetriable);
     if (e.cause === undefined || e.cause === e) return e.retriable !== false;
     e = e.cause as typeof e;
   }
   return true;
 }
 
-/** The message of the innermost cause, which is what kafkajs's wrappers hide. */
+/** The messages down the cause chain (and of aggregated errors), which kafkajs's wrappers hide. */
 export function rootMessage(error: unknown): string {
   let e = error as { message?: string; cause?: unknown } | undefined;
   const messages: string[] = [];
   for (let depth = 0; e && typeof e === 'object' && depth < 10; depth++) {
     if (e.message && !messages.includes(e.message)) messages.push(e.message);
+    const inner = aggregated(e);
+    if (inner) {
+      messages.push(inner.map(rootMessage).join('; '));
+      break;
+    }
     if (e.cause === undefined || e.cause === e) break;
     e = e.cause as typeof e;
   }
   return messages.join(': ') || String(error);
 }
 
-/** A kafkajs (or other) error as the bus's typed error: BusErrors pass, broker unreachable → ConnectionError, else PublishError. */
-export function toBusError(error: unknown, what: string): BusError {
+/**
+ * A kafkajs (or other) error as the bus's typed error: BusErrors pass, broker unreachable →
+ * `ConnectionError`, anything else → the `fallback` kind (`PublishError` for a publish, a `CONFIG`
+ * BusError for a refused topic creation, `ConnectionError` for a member that could not start).
+ */
+export function toBusError(error: unknown, what: string, fallback: 'publish' | 'config' | 'connection' = 'publish'): BusError {
   if (BusError.isInstance(error)) return error;
   const message = `[bus/kafka] ${what}: ${rootMessage(error)}`;
   if (isConnectionError(error)) return new ConnectionError(message, { cause: error });
-  return new PublishError(message, { cause: error, retryable: isRetriable(error) });
+  const retryable = isRetriable(error);
+  if (fallback === 'config') return new BusError('CONFIG', message, { cause: error, retryable });
+  if (fallback === 'connection') return new ConnectionError(message, { cause: error, retryable });
+  return new PublishError(message, { cause: error, retryable });
 }

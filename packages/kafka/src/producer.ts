@@ -6,6 +6,8 @@ import { recordSize, toKafkaMessage } from './wire.js';
 
 interface PooledProducer {
   producer: Producer;
+  /** Set when the producer was disconnected (kafkajs reconnects broken broker connections by itself). */
+  disconnected: boolean;
 }
 
 /**
@@ -51,8 +53,13 @@ export class Publisher {
             await producer.disconnect().catch(() => {});
             throw toBusError(error, 'could not connect a producer');
           }
-          return { producer };
+          const pooled: PooledProducer = { producer, disconnected: false };
+          producer.on(producer.events.DISCONNECT, () => {
+            pooled.disconnected = true;
+          });
+          return pooled;
         },
+        validate: async ({ disconnected }) => !disconnected,
         destroy: async ({ producer }) => {
           await producer.disconnect().catch(() => {});
         },

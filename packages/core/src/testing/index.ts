@@ -15,8 +15,11 @@ export interface TestApi {
 }
 
 export interface ConformanceOptions {
-  /** Makes a new transport; the suite closes each one it makes. */
-  createTransport: () => Transport | Promise<Transport>;
+  /**
+   * Makes a new transport; the suite closes each one it makes. `context.test` is the title of the test
+   * it is for (e.g. to point the reconnect test at a broker of its own).
+   */
+  createTransport: (context: { test: string }) => Transport | Promise<Transport>;
   /** Stops and starts the broker (for the reconnect test). Without it that test is not registered. */
   restartBroker?: () => Promise<void>;
   /** Prefix of the topics and groups the suite creates. @default 'conformance' */
@@ -54,7 +57,7 @@ export function runTransportConformance(api: TestApi, options: ConformanceOption
     api.it(
       title,
       async () => {
-        const t = await options.createTransport();
+        const t = await options.createTransport({ test: title });
         try {
           caps ??= { ...t.capabilities, ...options.capabilities };
           const missing = needs.filter((need) => !caps?.[need] || caps[need] === 'none');

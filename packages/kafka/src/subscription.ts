@@ -1,0 +1,334 @@
+import type { BatchHandler, IncomingMessage, Logger, SubscribeOptions, Subscription } from '@bus/core';
+import type { Consumer, ConsumerRunConfig, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { rootMessage, toBusError } from './client.js';
+import type { ResolvedOptions } from './options.js';
+import { fromKafkaMessage } from './wire.js';
+
+type State = 'pending' | 'acked' | 'nacked';
+
+/** One fetched message of a chunk and what became of it. */
+interface Entry {
+  offset: string;
+  state: State;
+  /** Undefined when the message was acknowledged on an earlier delivery and is skipped. */
+  deliveryCount?: number;
+  /** Settlements after the chunk was committed are ignored. */
+  sealed: boolean;
+}
+
+const SEP = '\u0000';
+
+/**
+ * One member of a consumer group: a kafkajs consumer running `eachBatch` without auto-resolve and
+ * without auto-commit. Each fetched partition batch is handed to the handler in chunks of at most
+ * `batchSize`; after each chunk the longest acknowledged prefix is resolved and committed, and the
+ * first nacked or unsettled message ends the batch: the next fetch of that partition starts from it.
+ */
+export class KafkaSubscription implements Subscription, AsyncDisposable {
+  private readonly consumer: Consumer;
+  private readonly log: Logger;
+  private readonly runConfig: ConsumerRunConfig;
+  /** Deliveries so far of messages that were nacked or left unsettled, by topic/partition/offset. */
+  private readonly deliveries = new Map<string, number>();
+  /** Offsets acknowledged after a nacked message (not committable yet), by topic/partition: skipped when fetched again. */
+  private readonly ackedAhead = new Map<string, Set<string>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly removers: (() => void)[] = [];
+  private restartTimer: NodeJS.Timeout | undefined;
+  private crashes = 0;
+  private stopping = false;
+  private joined = false;
+  private starting: Promise<void> | undefined;
+  /** The latest `consumer.run()` (first start or a restart); close waits for it before stopping. */
+  private running: Promise<void> | undefined;
+  private abortStart: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
+  private onJoinedAndFetched: (() => void) | undefined;
+  private fetchedSinceJoin = false;
+
+  constructor(
+    client: Kafka,
+    private readonly options: ResolvedOptions,
+    private readonly subscription: SubscribeOptions,
+    private readonly handler: BatchHandler,
+    logger: Logger,
+    private readonly onClosed: () => void,
+  ) {
+    const c = options.consumer;
+    this.log = logger.child({ group: subscription.group, member: subscription.consumerName });
+    this.consumer = client.consumer({
+      groupId: subscription.group,
+      sessionTimeout: c.sessionTimeoutMs,
+      heartbeatInterval: c.heartbeatIntervalMs,
+      rebalanceTimeout: c.rebalanceTimeoutMs,
+      maxBytes: c.maxBytes,
+      maxBytesPerPartition: c.maxBytesPerPartition,
+      minBytes: c.minBytes,
+      // The broker holds a fetch until data arrives or this passes: the blocking read of pollIntervalMs.
+      maxWaitTimeInMs: subscription.pollIntervalMs,
+      allowAutoTopicCreation: false,
+      retry: {
+        retries: options.retry.retries,
+        initialRetryTime: options.retry.initialRetryTimeMs,
+        maxRetryTime: options.retry.maxRetryTimeMs,
+        // Restarts are ours (scheduleRestart), for every kind of crash.
+        restartOnFailure: async () => false,
+      },
+    });
+    this.runConfig = {
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: c.partitionsConsumedConcurrently,
+      eachBatch: (payload) => this.eachBatch(payload),
+    };
+    const { events } = this.consumer;
+    this.removers.push(
+      this.consumer.on(events.GROUP_JOIN, (event) => {
+        this.joined = true;
+        this.crashes = 0;
+        this.fetchedSinceJoin = false;
+        this.forgetRevoked(event.payload.memberAssignment);
+        this.log.debug('joined the consumer group', { assignment: event.payload.memberAssignment, leader: event.payload.isLeader });
+      }),
+      this.consumer.on(events.FETCH, () => {
+        if (!this.joined || this.fetchedSinceJoin) return;
+        this.fetchedSinceJoin = true;
+        this.onJoinedAndFetched?.();
+      }),
+      this.consumer.on(events.CRASH, (event) => {
+        this.joined = false;
+        this.scheduleRestart(event.payload.error);
+      }),
+    );
+  }
+
+  /** Connects, joins the group and resolves after the first fetch (bounded by `consumer.joinTimeoutMs`). */
+  start(): Promise<void> {
+    this.starting ??= (async () => {
+      const { topics, startFrom } = this.subscription;
+      const ready = new Promise<void>((resolve) => {
+        this.onJoinedAndFetched = resolve;
+      });
+      try {
+        await this.consumer.connect();
+        await this.consumer.subscribe({ topics: [...topics], fromBeginning: startFrom === 'earliest' });
+      } catch (error) {
+        await this.consumer.disconnect().catch(() => {});
+        throw toBusError(error, `could not start a member of group "${this.subscription.group}"`, 'connection');
+      }
+      // kafkajs's run() resolves after the join, or after a failed join went through its crash handling.
+      this.running = this.consumer.run(this.runConfig).catch((error) => this.scheduleRestart(error as Error));
+      let timer: NodeJS.Timeout | undefined;
+      const timeoutMs = this.options.consumer.joinTimeoutMs;
+      const joined = await Promise.race([
+        ready.then(() => true),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+          this.abortStart = () => resolve(false);
+        }),
+      ]);
+      clearTimeout(timer);
+      this.onJoinedAndFetched = undefined;
+      this.abortStart = undefined;
+      if (!joined && !this.stopping) {
+        this.log.warn('member has not joined its group yet; it goes on trying in the background', { timeoutMs, topics });
+      }
+    })();
+    return this.starting;
+  }
+
+  /**
+   * Every crash comes here (kafkajs's own restart is turned off): the member is started again after a
+   * backoff, whatever the error, so a consumer never silently stops. Owning the restart also lets
+   * `close` wait for a restart in progress instead of racing it.
+   */
+  private scheduleRestart(error: Error): void {
+    if (this.stopping) return;
+    const delay = Math.min(30_000, this.options.consumer.restartDelayMs * 2 ** this.crashes++);
+    this.log.warn('consumer crashed; restarting it', { error: rootMessage(error), delay, crashes: this.crashes });
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopping) return;
+      this.running = (async () => {
+        await this.consumer.connect();
+        await this.consumer.run(this.runConfig);
+      })().catch((restartError) => this.scheduleRestart(restartError as Error));
+    }, delay);
+  }
+
+  /** Drops redelivery state of partitions this member no longer owns. */
+  private forgetRevoked(assignment: Record<string, number[]>): void {
+    const owned = new Set<string>();
+    for (const [topic, partitions] of Object.entries(assignment)) for (const p of partitions) owned.add(`${topic}${SEP}${p}`);
+    for (const tp of this.ackedAhead.keys()) if (!owned.has(tp)) this.ackedAhead.delete(tp);
+    for (const key of this.deliveries.keys()) {
+      if (!owned.has(key.slice(0, key.lastIndexOf(SEP)))) this.deliveries.delete(key);
+    }
+  }
+
+  private async eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale, pause } = payload;
+    const { topic, partition } = batch;
+    const tp = `${topic}${SEP}${partition}`;
+    const size = this.subscription.batchSize;
+    for (let i = 0; i < batch.messages.length; ) {
+      if (this.stopping || !isRunning() || isStale()) return;
+      const raw = batch.messages.slice(i, i + size);
+      i += raw.length;
+
+      const ahead = this.ackedAhead.get(tp);
+      const entries: Entry[] = [];
+      const messages: IncomingMessage[] = [];
+      for (const m of raw) {
+        if (ahead?.has(m.offset)) {
+          entries.push({ offset: m.offset, state: 'acked', sealed: true });
+          continue;
+        }
+        const entry: Entry = { offset: m.offset, state: 'pending', deliveryCount: this.deliveries.get(`${tp}${SEP}${m.offset}`) ?? 1, sealed: false };
+        entries.push(entry);
+        messages.push(this.incoming(topic, partition, m, entry));
+      }
+      if (messages.length > 0) await this.runHandler(messages, heartbeat);
+
+      // The committable position is the end of the acknowledged prefix: Kafka stores one offset per partition.
+      let last: string | undefined;
+      let open: Entry | undefined;
+      for (const entry of entries) {
+        entry.sealed = true;
+        const key = `${tp}${SEP}${entry.offset}`;
+        if (entry.state === 'acked') {
+          this.deliveries.delete(key);
+          if (open === undefined) last = entry.offset;
+          else this.remember(tp, entry.offset);
+        } else {
+          open ??= entry;
+          this.deliveries.set(key, (entry.deliveryCount ?? 1) + 1);
+        }
+      }
+      if (last !== undefined) {
+        resolveOffset(last);
+        const next = (BigInt(last) + 1n).toString();
+        try {
+          await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+        } catch (error) {
+          // Not lost: the messages are delivered again (here or, after a rebalance, to another member).
+          this.log.warn('could not commit offsets; the messages will be delivered again', { topic, partition, offset: next, error: rootMessage(error) });
+          throw error;
+        }
+        this.forgetUpTo(tp, BigInt(last));
+      }
+      if (open !== undefined) {
+        // Nothing after the open message is resolved, so kafkajs fetches the partition again from it.
+        // The pause spaces out redeliveries of a message that keeps failing.
+        if (this.options.consumer.nackDelayMs > 0 && !this.stopping) {
+          const resume = pause();
+          const timer = setTimeout(() => {
+            this.timers.delete(timer);
+            resume();
+          }, this.options.consumer.nackDelayMs);
+          this.timers.add(timer);
+        }
+        return;
+      }
+      // Between chunks: keep the membership alive, and learn early of a rebalance (kafkajs rejoins on the error).
+      await heartbeat();
+    }
+  }
+
+  private remember(tp: string, offset: string): void {
+    let set = this.ackedAhead.get(tp);
+    if (!set) {
+      set = new Set();
+      this.ackedAhead.set(tp, set);
+    }
+    set.add(offset);
+  }
+
+  private forgetUpTo(tp: string, last: bigint): void {
+    const set = this.ackedAhead.get(tp);
+    if (!set) return;
+    for (const offset of set) if (BigInt(offset) <= last) set.delete(offset);
+    if (set.size === 0) this.ackedAhead.delete(tp);
+  }
+
+  /** Runs the handler on one chunk, heartbeating meanwhile so a slow handler keeps the membership. */
+  private async runHandler(messages: IncomingMessage[], heartbeat: () => Promise<void>): Promise<void> {
+    const timer = setInterval(() => {
+      heartbeat().catch((error) => {
+        // A rebalance started: the heartbeat after the chunk fails the same way and kafkajs rejoins.
+        this.log.debug('heartbeat during a running handler failed', { error: rootMessage(error) });
+      });
+    }, this.options.consumer.heartbeatIntervalMs);
+    try {
+      await this.handler(messages);
+    } catch (error) {
+      this.log.warn('batch handler failed; its unsettled messages will be delivered again', { error: rootMessage(error) });
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  private incoming(topic: string, partition: number, m: KafkaMessage, entry: Entry): IncomingMessage {
+    const record = fromKafkaMessage(m);
+    const message: IncomingMessage = {
+      topic,
+      id: `${partition}:${m.offset}`,
+      partition,
+      value: record.value,
+      headers: record.headers,
+      deliveryCount: entry.deliveryCount ?? 1,
+      ack() {
+        if (!entry.sealed && entry.state === 'pending') entry.state = 'acked';
+      },
+      nack() {
+        if (!entry.sealed && entry.state === 'pending') entry.state = 'nacked';
+      },
+    };
+    if (record.key !== undefined) message.key = record.key;
+    return message;
+  }
+
+  /**
+   * Stops fetching, lets the running chunk finish and commits its settlements, leaves the group and
+   * disconnects; bounded by `consumer.closeTimeoutMs`. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stopping = true;
+      this.abortStart?.();
+      clearTimeout(this.restartTimer);
+      for (const timer of this.timers) clearTimeout(timer);
+      this.timers.clear();
+      let timer: NodeJS.Timeout | undefined;
+      const done = await Promise.race([
+        (async () => {
+          await this.starting?.catch(() => {});
+          // Stopping a member whose join is still running would not stop it (kafkajs only stops a running runner).
+          await this.running;
+          await this.consumer.disconnect();
+          return true;
+        })().catch((error) => {
+          this.log.warn('error while closing the consumer', { error: rootMessage(error) });
+          return true;
+        }),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), this.options.consumer.closeTimeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!done) {
+        this.log.error('consumer did not stop in time; its uncommitted messages will be delivered again', { timeoutMs: this.options.consumer.closeTimeoutMs });
+        void this.consumer.disconnect().catch(() => {});
+      }
+      for (const remove of this.removers) remove();
+      this.onClosed();
+    })();
+    return this.closing;
+  }
+
+  /** Same as {@link KafkaSubscription.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

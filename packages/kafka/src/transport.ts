@@ -1,0 +1,139 @@
+import {
+  type BatchHandler,
+  ClosedError,
+  type LagInfo,
+  type Logger,
+  type Metrics,
+  noopMetrics,
+  type PublishResult,
+  type SubscribeOptions,
+  type Subscription,
+  silentLogger,
+  type Transport,
+  type TransportCapabilities,
+  type TransportContext,
+  type WireRecord,
+} from '@bus/core';
+import type { Kafka } from 'kafkajs';
+import { AdminClient } from './admin.js';
+import { createClient, toBusError } from './client.js';
+import { type KafkaTransportOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { Publisher } from './producer.js';
+import { KafkaSubscription } from './subscription.js';
+
+/** What the Kafka transport guarantees (see the package README for the details). */
+export const KAFKA_CAPABILITIES: Readonly<TransportCapabilities> = Object.freeze({
+  persistent: true,
+  consumerGroups: true,
+  ordering: 'key',
+  nativeBatching: true,
+  blockingReads: true,
+  redeliversUnsettled: true,
+});
+
+/** A {@link Transport} on Apache Kafka, with the options it was made with. */
+export interface KafkaTransport extends Transport, AsyncDisposable {
+  readonly name: string;
+  /** The validated options, every default filled in. */
+  readonly options: Readonly<ResolvedOptions>;
+}
+
+/**
+ * Creates the Kafka transport (kafkajs). Validates `options` at once (a bad value throws a
+ * `ConfigError` naming its path, e.g. `[bus/kafka] consumer.sessionTimeoutMs must be …`) and
+ * connects **lazily**: the admin client on the first publish, subscribe or lag; producers (pooled)
+ * on the first publish; each subscription's consumer on `subscribe`.
+ *
+ * - `publish` borrows a producer and writes the records in one produce request per leader broker
+ *   (bounded by `producer.maxRequestBytes`); each result is `ok` with `partition:offset`, or a
+ *   `ConnectionError` / `PublishError` / `PoolTimeoutError` / `ConfigError` for the records of a
+ *   failed request.
+ * - `subscribe` joins consumer group `options.group` and resolves after the first fetch; messages
+ *   are committed only once acknowledged (at least once); see {@link KafkaTransportOptions.consumer}.
+ * - `close` closes every subscription (bounded), the producer pool and the admin client. Idempotent.
+ *
+ * ```ts
+ * const bus = createBus({ transports: { kafka: kafka({ brokers: ['127.0.0.1:9092'] }) } });
+ * ```
+ */
+export function kafka(options: KafkaTransportOptions): KafkaTransport {
+  const o = resolveOptions(options);
+  let logger: Logger = silentLogger;
+  let metrics: Metrics = noopMetrics;
+  let client: Kafka | undefined;
+  const getClient = () => {
+    client ??= createClient(o, () => logger);
+    return client;
+  };
+  const admin = new AdminClient(getClient, o);
+  let publisher: Publisher | undefined;
+  const getPublisher = () => {
+    publisher ??= new Publisher(getClient, o, (stats) => metrics.poolStats({ transport: o.name, pool: 'producer' }, stats));
+    return publisher;
+  };
+  const subscriptions = new Set<KafkaSubscription>();
+  let closing: Promise<void> | undefined;
+
+  return {
+    specificationVersion: 'v1',
+    name: o.name,
+    capabilities: KAFKA_CAPABILITIES,
+    options: o,
+
+    attach(context: TransportContext) {
+      logger = context.logger;
+      metrics = context.metrics;
+    },
+
+    async publish(topic: string, records: readonly WireRecord[]): Promise<PublishResult[]> {
+      if (closing) {
+        const error = new ClosedError('kafka transport');
+        return records.map(() => ({ ok: false, error }));
+      }
+      if (records.length === 0) return [];
+      try {
+        await admin.ensureTopics([topic]);
+      } catch (error) {
+        const failure = toBusError(error, `could not publish to "${topic}"`);
+        return records.map(() => ({ ok: false, error: failure }));
+      }
+      return getPublisher().publish(topic, records);
+    },
+
+    async subscribe(subscribeOptions: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
+      if (closing) throw new ClosedError('kafka transport');
+      await admin.ensureTopics(subscribeOptions.topics);
+      // One client per member so brokers see which member a connection belongs to.
+      const memberClient = createClient(o, () => logger, `${o.clientId}-${subscribeOptions.consumerName}`);
+      const subscription: KafkaSubscription = new KafkaSubscription(memberClient, o, subscribeOptions, handler, logger, () => {
+        subscriptions.delete(subscription);
+      });
+      subscriptions.add(subscription);
+      try {
+        await subscription.start();
+      } catch (error) {
+        await subscription.close();
+        throw error;
+      }
+      return subscription;
+    },
+
+    lag(group: string, topics: readonly string[]): Promise<LagInfo[]> {
+      if (closing) return Promise.reject(new ClosedError('kafka transport'));
+      return admin.lag(group, topics);
+    },
+
+    close(): Promise<void> {
+      closing ??= (async () => {
+        await Promise.allSettled([...subscriptions].map((s) => s.close()));
+        await publisher?.close(o.requestTimeoutMs);
+        await admin.close();
+      })();
+      return closing;
+    },
+
+    [Symbol.asyncDispose]() {
+      return this.close();
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+import { runTransportConformance } from '@bus/core/testing';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { BROKERS, type DedicatedBroker, requireBroker, startDedicatedBroker, testTransport } from './helpers/kafka.js';
+
+const run = randomUUID().slice(0, 8);
+
+describe('kafka transport conformance (shared broker; the reconnect test on a dedicated broker it restarts)', () => {
+  let dedicated: DedicatedBroker | undefined;
+  // The suite's createTransport cannot tell which test it serves: the wrapped `it` tells it.
+  let current = '';
+  beforeAll(async () => {
+    await requireBroker();
+  });
+  afterAll(async () => {
+    await dedicated?.dispose();
+  }, 60_000);
+
+  runTransportConformance(
+    {
+      describe,
+      it: (title, fn, timeoutMs) =>
+        it(
+          title,
+          async () => {
+            current = title;
+            if (title.startsWith('reconnect')) dedicated ??= await startDedicatedBroker();
+            await fn();
+          },
+          // the dedicated broker's start counts against the reconnect test
+          title.startsWith('reconnect') ? (timeoutMs ?? 60_000) + 90_000 : timeoutMs,
+        ),
+    },
+    {
+      createTransport: () => testTransport(current.startsWith('reconnect') && dedicated ? dedicated.brokers : BROKERS),
+      restartBroker: async () => {
+        await dedicated?.restart();
+      },
+      prefix: `bus-kafka-${run}`,
+      pollIntervalMs: 100,
+      waitMs: 30_000,
+      testTimeoutMs: 90_000,
+    },
+  );
+});

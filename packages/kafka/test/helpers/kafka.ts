@@ -1,0 +1,135 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { consoleLogger, type Logger, noopMetrics, type Transport } from '@bus/core';
+import { Kafka, logLevel } from 'kafkajs';
+import { type KafkaTransportOptions, kafka } from '../../src/index.js';
+
+const run = promisify(execFile);
+
+/** The shared broker of the test environment (CI starts it with `bash scripts/kafka.sh start`). */
+export const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((b) => b.trim());
+
+export const KAFKA_SH = fileURLToPath(new URL('../../../../scripts/kafka.sh', import.meta.url));
+
+/** Set BUS_KAFKA_TEST_LOG=debug|info|warn to see the transport's (and kafkajs's) log lines. */
+export const testLogger = (): Logger | undefined => {
+  const level = process.env.BUS_KAFKA_TEST_LOG;
+  return level === 'debug' || level === 'info' || level === 'warn' || level === 'error' ? consoleLogger(level) : undefined;
+};
+
+/** Options that make group joins and failure detection quick on a test broker. */
+export function testOptions(brokers: string[] = BROKERS, extra: Partial<KafkaTransportOptions> = {}): KafkaTransportOptions {
+  return {
+    brokers,
+    connectionTimeoutMs: 2000,
+    retry: { retries: 5, initialRetryTimeMs: 100, maxRetryTimeMs: 2000 },
+    ...extra,
+    consumer: { sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, rebalanceTimeoutMs: 15_000, nackDelayMs: 50, restartDelayMs: 300, closeTimeoutMs: 20_000, ...extra.consumer },
+  };
+}
+
+/** A transport with the test options and, when asked for, a logger on stderr. */
+export function testTransport(brokers: string[] = BROKERS, extra: Partial<KafkaTransportOptions> = {}): Transport {
+  const t = kafka(testOptions(brokers, extra));
+  const logger = testLogger();
+  if (logger) t.attach?.({ logger: logger.child({ transport: 'kafka' }), metrics: noopMetrics });
+  return t;
+}
+
+/** Fails (never skips) when no broker answers: the suite must run against a real Kafka. */
+export async function requireBroker(brokers: string[] = BROKERS): Promise<void> {
+  const admin = new Kafka({ brokers, clientId: 'bus-test-probe', connectionTimeout: 2000, logLevel: logLevel.NOTHING, retry: { retries: 2, initialRetryTime: 200 } }).admin();
+  try {
+    await admin.connect();
+    await admin.describeCluster();
+  } catch (error) {
+    throw new Error(`no Kafka broker answers at ${brokers.join(',')} (start one: bash scripts/kafka.sh start): ${(error as Error).message}`);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+/** A free loopback TCP port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface DedicatedBroker {
+  brokers: string[];
+  /** `kafka.sh restart-node 1`: clean stop, start on the same data, wait until it answers. */
+  restart(): Promise<void>;
+  /** `kill-node 1` (SIGKILL) then `start-node 1`. */
+  crash(): Promise<void>;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops the node and deletes its data. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * A private single-node broker on free ports and its own run directory (scripts/kafka.sh with
+ * BUS_KAFKA_RUN_DIR / BUS_KAFKA_PORT / BUS_KAFKA_CONTROLLER_PORT), for tests that stop the broker:
+ * the shared broker is never restarted.
+ */
+export async function startDedicatedBroker(): Promise<DedicatedBroker> {
+  const dir = mkdtempSync(join(tmpdir(), 'bus-kafka-test-'));
+  const port = await freePort();
+  let controller = await freePort();
+  while (controller === port) controller = await freePort();
+  const env = {
+    ...process.env,
+    BUS_KAFKA_RUN_DIR: dir,
+    BUS_KAFKA_PORT: String(port),
+    BUS_KAFKA_CONTROLLER_PORT: String(controller),
+    BUS_KAFKA_HEAP_OPTS: process.env.BUS_KAFKA_HEAP_OPTS ?? '-Xmx384m -Xms128m',
+    BUS_KAFKA_JVM_OPTS: process.env.BUS_KAFKA_JVM_OPTS ?? '-XX:+UseSerialGC -XX:TieredStopAtLevel=1',
+    BUS_KAFKA_LOG_LEVEL: 'WARN',
+  };
+  const sh = async (...args: string[]) => {
+    try {
+      await run('bash', [KAFKA_SH, ...args], { env, timeout: 180_000 });
+    } catch (error) {
+      const e = error as { stderr?: string; message: string };
+      throw new Error(`kafka.sh ${args.join(' ')} failed: ${e.stderr?.slice(-2000) ?? e.message}`);
+    }
+  };
+  await sh('start', '1');
+  return {
+    brokers: [`127.0.0.1:${port}`],
+    restart: () => sh('restart-node', '1'),
+    crash: async () => {
+      await sh('kill-node', '1');
+      await sh('start-node', '1');
+    },
+    stop: () => sh('stop-node', '1'),
+    start: () => sh('start-node', '1'),
+    async dispose() {
+      await sh('stop').catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Polls `predicate` every 25 ms; throws after `ms`. */
+export async function waitFor(what: string, predicate: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await delay(25);
+  }
+}

@@ -1,0 +1,166 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createBus, DLQ_HEADER, HEADER, type HandlerContext, uuidv7 } from '@bus/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BROKERS, requireBroker, testTransport, waitFor } from './helpers/kafka.js';
+
+/** Runs kcat; resolves its stdout. */
+function kcat(args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('kcat', ['-b', BROKERS.join(','), '-q', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`kcat ${args.join(' ')} exited ${code}: ${err}`));
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+interface KcatRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string | null;
+  payload: string | null;
+  headers?: string[];
+}
+
+/** Every record of a topic, read by kcat as JSON envelopes (`-J`). */
+async function kcatRead(topic: string): Promise<KcatRecord[]> {
+  const out = await kcat(['-C', '-J', '-e', '-o', 'beginning', '-t', topic]);
+  return out
+    .split('\n')
+    .filter((line) => line.trim().startsWith('{'))
+    .map((line) => JSON.parse(line) as KcatRecord);
+}
+
+const headersOf = (r: KcatRecord): Record<string, string> => {
+  const h: Record<string, string> = {};
+  const list = r.headers ?? [];
+  for (let i = 0; i < list.length; i += 2) h[list[i] as string] = list[i + 1] as string;
+  return h;
+};
+
+type Events = { 'order.placed': { orderId: string; amount: number }; 'order.shipped': { orderId: string } };
+const run = randomUUID().slice(0, 8);
+
+describe('interop with kcat (librdkafka)', () => {
+  beforeAll(async () => {
+    await requireBroker();
+    await kcat(['-L', '-m', '5']);
+  });
+  const closers: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const close of closers) await close();
+  });
+
+  it('consumes what kcat -P produces in our envelope; a garbage value lands in <topic>.dlq with the reason', async () => {
+    const topic = `bus-kafka-${run}-kcat-in`;
+    const bus = createBus<Events>({ transports: { kafka: testTransport() } });
+    closers.push(() => bus.close());
+    const handled: HandlerContext<Events, 'order.placed'>[] = [];
+    bus.module({
+      name: 'interop',
+      pollIntervalMs: 100,
+      consumers: { orders: { topics: [topic], events: ['order.placed'] } },
+      handler: (ctx) => {
+        handled.push(ctx as HandlerContext<Events, 'order.placed'>);
+      },
+    });
+    await bus.start();
+
+    const sent: { id: string; time: string; orderId: string }[] = [];
+    for (const orderId of ['o1', 'o2', 'o3']) {
+      const id = uuidv7();
+      const time = new Date().toISOString();
+      sent.push({ id, time, orderId });
+      // biome-ignore format: one kcat flag per line
+      await kcat([
+        '-P', '-t', topic, '-k', orderId,
+        '-H', `ce_id=${id}`, '-H', 'ce_type=order.placed', '-H', `ce_time=${time}`, '-H', 'ce_specversion=1.0',
+        '-H', 'content-type=application/json', '-H', 'x-tenant=acme',
+      ], `${JSON.stringify({ orderId, amount: 30 })}\n`);
+    }
+    const garbageId = uuidv7();
+    // biome-ignore format: one kcat flag per line
+    await kcat([
+      '-P', '-t', topic, '-k', 'bad',
+      '-H', `ce_id=${garbageId}`, '-H', 'ce_type=order.placed', '-H', `ce_time=${new Date().toISOString()}`, '-H', 'ce_specversion=1.0',
+      '-H', 'content-type=application/json',
+    ], '{not json\n');
+    await kcat(['-P', '-t', topic], 'no envelope at all\n');
+
+    await waitFor('3 orders handled', () => handled.length >= 3, 30_000);
+    let dead: KcatRecord[] = [];
+    for (let i = 0; i < 60 && dead.length < 2; i++) {
+      dead = await kcatRead(`${topic}.dlq`).catch(() => []);
+      if (dead.length < 2) await new Promise((r) => setTimeout(r, 500));
+    }
+    await bus.close();
+
+    expect(handled.map((h) => h.payload.orderId).sort()).toEqual(['o1', 'o2', 'o3']);
+    for (const h of handled) {
+      const s = sent.find((x) => x.orderId === h.payload.orderId);
+      expect(h.event).toBe('order.placed');
+      expect(h.payload).toEqual({ orderId: s?.orderId, amount: 30 });
+      expect(h.message.id).toBe(s?.id);
+      expect(h.message.key).toBe(s?.orderId);
+      expect(h.message.publishedAt).toBe(Date.parse(s?.time ?? ''));
+      expect(h.message.headers['x-tenant']).toBe('acme');
+      expect(h.message.position).toMatch(/^\d+:\d+$/);
+    }
+    expect(dead).toHaveLength(2);
+    const byReason = dead.map((r) => ({ r, h: headersOf(r) }));
+    const badJson = byReason.find(({ h }) => h[HEADER.id] === garbageId);
+    expect(badJson?.r.payload).toBe('{not json');
+    expect(badJson?.r.key).toBe('bad');
+    expect(badJson?.h[DLQ_HEADER.reason]).toContain('not valid JSON');
+    expect(badJson?.h[DLQ_HEADER.error]).toBe('DECODE');
+    expect(badJson?.h[DLQ_HEADER.topic]).toBe(topic);
+    expect(badJson?.h[DLQ_HEADER.group]).toBe('interop-orders');
+    const noEnvelope = byReason.find(({ h }) => h[HEADER.id] === undefined);
+    expect(noEnvelope?.r.payload).toBe('no envelope at all');
+    expect(noEnvelope?.h[DLQ_HEADER.reason]).toContain('missing header "ce_id"');
+  }, 90_000);
+
+  it.each(['none', 'gzip'] as const)('kcat -C reads what the bus produced (compression %s): JSON value, key, headers', async (compression) => {
+    const topic = `bus-kafka-${run}-kcat-out-${compression}`;
+    const bus = createBus<Events>({ transports: { kafka: testTransport(BROKERS, { producer: { compression } }) }, source: 'billing' });
+    closers.push(() => bus.close());
+    const receipt = await bus.publish(topic, 'order.shipped', { orderId: 'o9' }, { key: 'o9', headers: { 'x-user': 'u1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+    const batch = await bus.publishBatch(topic, [1, 2, 3].map((n) => ({ event: 'order.shipped' as const, payload: { orderId: `b${n}` }, key: 'batch' })));
+    expect(batch.every((r) => r.ok)).toBe(true);
+    await bus.close();
+
+    const got = await kcatRead(topic);
+    expect(got).toHaveLength(4);
+    const single = got.find((r) => r.key === 'o9') as KcatRecord;
+    expect(`${single.partition}:${single.offset}`).toBe(receipt.position);
+    expect(JSON.parse(single.payload ?? '')).toEqual({ orderId: 'o9' });
+    expect(headersOf(single)).toEqual({
+      'x-user': 'u1',
+      traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+      ce_specversion: '1.0',
+      ce_id: receipt.id,
+      ce_type: 'order.shipped',
+      ce_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      ce_source: 'billing',
+      'content-type': 'application/json',
+    });
+    const batchRecords = got.filter((r) => r.key === 'batch').sort((a, b) => a.offset - b.offset);
+    expect(batchRecords.map((r) => JSON.parse(r.payload ?? '').orderId)).toEqual(['b1', 'b2', 'b3']);
+    expect(new Set(batchRecords.map((r) => r.partition)).size).toBe(1);
+    expect(batch.map((r) => (r.ok ? r.position : ''))).toEqual(batchRecords.map((r) => `${r.partition}:${r.offset}`));
+  }, 60_000);
+});
