@@ -1,4 +1,4 @@
-import { type Bus, type BatchEntry, createBus, defineModule, type HandlerContext, type Transport } from '@bus/core';
+import { type Bus, type BatchEntry, createBus, defineModule, type HandlerContext, type Metrics, type Transport } from '@bus/core';
 import { type Completion, DailyLiveTask } from './daily-task.js';
 import { LIVE_TOPIC, type LiveEvents } from './events.js';
 
@@ -53,7 +53,7 @@ export function dayOfStreaming(day = '2026-11-28'): BatchEntry<LiveEvents>[] {
   return entries;
 }
 
-/** Wires the bus: any transport, the `tasks` module. */
-export function liveTasksBus(transport: Transport, onComplete: (completion: Completion) => void): Bus<LiveEvents> {
-  return createBus<LiveEvents>({ transports: { [transport.name]: transport }, source: 'live-app' }).module(tasksModule(onComplete));
+/** Wires the bus: any transport, the `tasks` module, and metrics when given (e.g. `prometheus()`). */
+export function liveTasksBus(transport: Transport, onComplete: (completion: Completion) => void, options: { metrics?: Metrics } = {}): Bus<LiveEvents> {
+  return createBus<LiveEvents>({ transports: { [transport.name]: transport }, source: 'live-app', ...options }).module(tasksModule(onComplete));
 }

@@ -6,5 +6,8 @@ export type LiveEvents = {
   'live.duration': { anchorId: string; minutes: number; at: string };
 };
 
-/** Topic the live app publishes on. */
-export const LIVE_TOPIC = 'live';
+/**
+ * Topic the live app publishes on: `live`, or `$LIVE_TOPIC` (tests use their own topic to stay apart
+ * from other runs on a shared Redis or Kafka).
+ */
+export const LIVE_TOPIC = process.env.LIVE_TOPIC || 'live';

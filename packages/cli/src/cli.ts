@@ -36,7 +36,8 @@ dying, up to \`maxRestartDelayMs\`). SIGTERM or SIGINT drains: workers stop fetc
 handlers within \`drainTimeoutMs\`, acknowledge, close, exit 0; a worker still running after
 \`killTimeoutMs\` is killed (the broker redelivers its unacknowledged messages). A second signal kills at once.
 A module with \`health: { port }\` gets GET /live and GET /ready (503 until all its workers
-subscribed, and while draining).
+subscribed, and while draining). The config's \`supervisor\` hook runs in this (parent) process, its
+\`worker\` hook in each worker (e.g. one /metrics for all workers with @bus/prometheus).
 
 Options:
   -m, --module <name>   a module to run (repeat, or comma-separate); default: all

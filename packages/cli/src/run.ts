@@ -1,4 +1,6 @@
 import {
+  type Closeable,
+  ConfigError,
   closeOnSignals,
   consoleLogger,
   createBusFromConfig,
@@ -37,8 +39,10 @@ export interface RunModulesOptions {
  * Starts the config's modules as supervised worker processes: `processes` workers per module, each
  * running `bus run --worker --module <name>`; restarted after `restartDelayMs` (with back-off) when
  * they die; drained on `stop()` (or SIGTERM / SIGINT). Health endpoints, when a module declares
- * `health`, are served by this (parent) process. Resolves once the workers are forked; await
- * `supervisor.ready` for their subscriptions.
+ * `health`, are served by this (parent) process. Then runs the config's `supervisor` hook with the
+ * supervisor (what it returns is closed when the supervisor stops; if it throws, the workers are
+ * stopped and this rejects). Resolves once the workers are forked; await `supervisor.ready` for
+ * their subscriptions.
  */
 export async function runModules(options: RunModulesOptions = {}): Promise<Supervisor> {
   const loaded = await loadConfig(options.config, options.cwd);
@@ -48,7 +52,7 @@ export async function runModules(options: RunModulesOptions = {}): Promise<Super
   // The parent only reads the settings: it never connects, so the (lazy) transports can go.
   await Promise.allSettled(Object.values(loaded.config.transports).map((t) => t.close()));
   const bin = options.bin ?? defaultBin();
-  return supervise({
+  const supervisor = supervise({
     script: bin,
     ...(options.execArgv ? { execArgv: options.execArgv } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),
@@ -66,6 +70,26 @@ export async function runModules(options: RunModulesOptions = {}): Promise<Super
         args: ['run', '--worker', '--config', loaded.path, '--module', m.name, '--log-level', level],
       })),
   });
+  const hook = loaded.config.supervisor;
+  if (hook) {
+    try {
+      const resource = checkHookResult('supervisor', await hook(supervisor));
+      if (resource) supervisor.closeOnStop(resource);
+    } catch (error) {
+      await supervisor.stop();
+      throw new Error(`[bus/cli] the config's supervisor hook failed: ${(error as Error)?.message ?? error}`, { cause: error });
+    }
+  }
+  return supervisor;
+}
+
+/** A hook may return nothing or something to close; anything else is a mistake worth naming. */
+function checkHookResult(hook: 'supervisor' | 'worker', value: unknown): Closeable | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof (value as Partial<Closeable>).close !== 'function') {
+    throw new ConfigError(`config.${hook}()`, 'must return nothing or an object with a close() method', value, 'bus/cli');
+  }
+  return value as Closeable;
 }
 
 /** The module names to run: all, or the ones asked for (each must exist). */
@@ -81,8 +105,9 @@ export function selectModules(loaded: LoadedConfig, wanted: readonly string[] | 
 }
 
 /**
- * Runs modules in this process (`bus run --inline`, and each worker of `bus run`): starts them,
- * reports ready (to the supervisor and on `/ready`), and drains on SIGTERM / SIGINT, then exits.
+ * Runs modules in this process (`bus run --inline`, and each worker of `bus run`): runs the config's
+ * `worker` hook, starts the modules, reports ready (to the supervisor and on `/ready`), and drains on
+ * SIGTERM / SIGINT (closing what the hook returned after the bus), then exits.
  * Never resolves while running; resolves 1 when a module fails to start.
  */
 export async function runInline(loaded: LoadedConfig, names: readonly string[], options: { worker: boolean; logLevel: LogLevel }): Promise<number> {
@@ -91,6 +116,7 @@ export async function runInline(loaded: LoadedConfig, names: readonly string[], 
     ? base.child({ module: process.env[WORKER_ENV.group], worker: Number(process.env[WORKER_ENV.index] ?? 0), pid: process.pid })
     : base;
   const bus = createBusFromConfig({ ...loaded.config, logger });
+  const hooked: Closeable[] = [];
   const state = new Map<string, 'starting' | 'ready' | 'draining'>(names.map((n) => [n, 'starting']));
   const servers: HealthServer[] = [];
   // Under a supervisor, the parent serves the module's health (it knows every worker).
@@ -111,7 +137,7 @@ export async function runInline(loaded: LoadedConfig, names: readonly string[], 
           await bus.close();
         } finally {
           clearInterval(keepAlive);
-          await Promise.allSettled(servers.map((s) => s.close()));
+          await Promise.allSettled([...servers, ...hooked].map((s) => s.close()));
         }
       },
     },
@@ -124,6 +150,18 @@ export async function runInline(loaded: LoadedConfig, names: readonly string[], 
       },
     },
   );
+  if (loaded.config.worker) {
+    try {
+      const resource = checkHookResult('worker', await loaded.config.worker({ modules: names, supervised: options.worker, logger }));
+      if (resource) hooked.push(resource);
+    } catch (error) {
+      logger.error(`the config's worker hook failed: ${(error as Error)?.message ?? error}`, { error });
+      handle.remove();
+      clearInterval(keepAlive);
+      await Promise.allSettled([bus.close(), ...servers.map((s) => s.close())]);
+      return 1;
+    }
+  }
   for (const name of names) {
     try {
       await bus.start({ modules: [name] });
@@ -131,7 +169,7 @@ export async function runInline(loaded: LoadedConfig, names: readonly string[], 
       logger.error(`module ${name} failed to start: ${(error as Error)?.message}`, { module: name, error });
       handle.remove();
       clearInterval(keepAlive);
-      await Promise.allSettled([bus.close(), ...servers.map((s) => s.close())]);
+      await Promise.allSettled([bus.close(), ...[...servers, ...hooked].map((s) => s.close())]);
       return 1;
     }
     if (state.get(name) === 'starting') state.set(name, 'ready');

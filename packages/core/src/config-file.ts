@@ -2,7 +2,8 @@ import { type Bus, type BusOptions, createBus } from './bus.js';
 import { OptionReader } from './config.js';
 import type { EventMap } from './events.js';
 import { MODULE_DEFAULTS, type ModuleDefinition } from './module.js';
-import type { HealthOptions } from './supervisor.js';
+import type { Logger } from './logger.js';
+import type { Closeable, HealthOptions, Supervisor } from './supervisor.js';
 
 /**
  * A module in a config file: its {@link ModuleDefinition} plus how it runs as processes (the seed's
@@ -24,13 +25,47 @@ export interface ModuleConfig<M extends EventMap = EventMap> extends ModuleDefin
   health?: HealthOptions;
 }
 
+/** What a config hook returns: something to close on shutdown, or nothing (possibly as a promise). */
+export type HookResult = Closeable | void | Promise<Closeable | void>;
+
+/**
+ * A config's code for the `bus run` parent (the supervisor process), e.g. one metrics endpoint for all
+ * workers: `supervisor: (s) => supervisorMetricsServer(s, { port: 9464 })` (`@bus/prometheus`).
+ * Runs once, right after the workers are forked. What it returns (anything with `close()`) is closed
+ * when the supervisor stops, after the workers are gone. If it throws, `bus run` stops the workers
+ * and fails.
+ */
+export type SupervisorHook = (supervisor: Supervisor) => HookResult;
+
+/** What a {@link WorkerHook} gets. */
+export interface WorkerHookContext {
+  /** The modules this process is about to start. */
+  modules: readonly string[];
+  /** True in a worker of `bus run`, false with `bus run --inline` (no supervisor to talk to). */
+  supervised: boolean;
+  /** The process's logger (bound to module, worker and pid in a worker). */
+  logger: Logger;
+}
+
+/**
+ * A config's code for each process that runs modules (every `bus run` worker, and `bus run --inline`),
+ * e.g. `worker: () => void exposeToSupervisor()` (`@bus/prometheus`). Runs once, before the modules
+ * start. What it returns (anything with `close()`) is closed after the bus, on shutdown. If it throws,
+ * the process fails to start (a worker is restarted like one that crashed).
+ */
+export type WorkerHook = (context: WorkerHookContext) => HookResult;
+
 /**
  * Everything `bus.config.ts` declares: the bus's options (transports as factory instances, default
- * transport, codec, metrics, tracing, logger) and the modules.
+ * transport, codec, metrics, tracing, logger), the modules, and code for the processes `bus run` starts.
  */
 export interface BusConfig<M extends EventMap = EventMap> extends BusOptions {
   /** @default [] */
   modules?: readonly ModuleConfig<M>[];
+  /** Runs in the `bus run` parent; see {@link SupervisorHook}. @default undefined */
+  supervisor?: SupervisorHook;
+  /** Runs in each process that runs modules; see {@link WorkerHook}. @default undefined */
+  worker?: WorkerHook;
 }
 
 /** A config object, or a (possibly async) function returning one, called once per process. */
@@ -80,7 +115,8 @@ export interface ResolvedConfig<M extends EventMap = EventMap> {
 
 /**
  * Evaluates a config (calls it when it is a function; accepts a module namespace with a `default`
- * export) and checks what the bus itself does not: `modules` and their process settings. Errors are
+ * export) and checks what the bus itself does not: `modules` and their process settings, and that
+ * the `supervisor` and `worker` hooks are functions. Errors are
  * `ConfigError`s naming the key, e.g. `[bus] config.modules[0].processes must be …`.
  */
 export async function resolveConfig<M extends EventMap = EventMap>(input: BusConfigInput<M> | { default: BusConfigInput<M> }): Promise<ResolvedConfig<M>> {
@@ -91,6 +127,8 @@ export async function resolveConfig<M extends EventMap = EventMap>(input: BusCon
   if (typeof value === 'function') value = await (value as () => unknown)();
   const config = r.object('<root>', value) as unknown as BusConfig<M>;
   r.object('transports', config.transports);
+  r.func('supervisor', config.supervisor, true);
+  r.func('worker', config.worker, true);
   const rawModules: unknown = config.modules ?? [];
   if (!Array.isArray(rawModules)) r.fail('modules', 'must be an array of modules', rawModules);
   const names = new Set<string>();
@@ -125,10 +163,11 @@ const PROCESS_KEYS = ['processes', 'restartDelayMs', 'maxRestartDelayMs', 'killT
 
 /**
  * Creates the bus a config describes and registers all its modules (validated at once); start some
- * with `bus.start({ modules })`. Connects lazily, like `createBus`.
+ * with `bus.start({ modules })`. Connects lazily, like `createBus`. The `supervisor` and `worker`
+ * hooks are not run (that is `bus run`'s job).
  */
 export function createBusFromConfig<M extends EventMap = EventMap>(config: BusConfig<M>): Bus<M> {
-  const { modules = [], ...options } = config;
+  const { modules = [], supervisor: _supervisor, worker: _worker, ...options } = config;
   const bus = createBus<M>(options);
   for (const m of modules) {
     const definition: Record<string, unknown> = { ...m };

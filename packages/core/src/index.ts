@@ -78,3 +78,14 @@ export {
   hyperfMessagebusCodec,
 } from './php-codec.js';
 export { PhpFloat, phpFloatString, phpSerialize, PhpUnserializeError, phpUnserialize, type PhpValue } from './php-serialize.js';
+export {
+  type AnswerHandler,
+  answerSupervisor,
+  type AskFailure,
+  type AskWorkersOptions,
+  isSupervisedWorker,
+  type SupervisorRequest,
+  type WorkerReply,
+  type WorkerResponse,
+} from './supervisor.js';
+export type { HookResult, SupervisorHook, WorkerHook, WorkerHookContext } from './config-file.js';

@@ -9,6 +9,10 @@ import { type Logger, silentLogger } from './logger.js';
  * `child_process.fork`. The parent ({@link supervise}) holds no broker connection; each worker runs a
  * bus (usually one module) and settles its own messages, so a worker that dies leaves its unsettled
  * messages to the broker to deliver again (Redis `XAUTOCLAIM`, Kafka rebalance).
+ *
+ * Parent and workers talk over the fork IPC channel with namespaced messages: `{bus: 'worker'}` (a
+ * worker's state), and `{bus: 'request'}` / `{bus: 'response'}` with an id for
+ * {@link Supervisor.askWorkers} / {@link answerSupervisor} (e.g. collecting every worker's metrics).
  */
 
 /** Environment variables the supervisor gives each worker. */
@@ -21,6 +25,33 @@ export const WORKER_ENV = {
 
 /** IPC messages between a worker and its supervisor (`process.send`). */
 export type WorkerMessage = { bus: 'worker'; state: 'ready' | 'draining' };
+
+/** IPC request of {@link Supervisor.askWorkers} to a worker: answer `topic`, quoting `id`. */
+export type SupervisorRequest = { bus: 'request'; id: number; topic: string };
+
+/** IPC answer of a worker to a {@link SupervisorRequest} (see {@link answerSupervisor}). */
+export type WorkerResponse =
+  | { bus: 'response'; id: number; ok: true; value: unknown }
+  | { bus: 'response'; id: number; ok: false; reason: 'no-handler' | 'error'; error: string };
+
+/** Options of {@link Supervisor.askWorkers}. */
+export interface AskWorkersOptions {
+  /** How long to wait for the answers, in ms; a worker silent this long is reported as `timeout`. @default 5000 */
+  timeoutMs?: number;
+}
+
+/**
+ * Why a worker gave no value to {@link Supervisor.askWorkers}:
+ * - `timeout`: no answer within `timeoutMs` (also a worker that never called {@link answerSupervisor});
+ * - `no-handler`: the worker answers requests, but has no handler for this topic;
+ * - `error`: its handler threw or rejected (or returned a value IPC cannot carry); `error` has the message;
+ * - `exited`: the worker exited, or its IPC channel closed, before answering.
+ */
+export type AskFailure = 'timeout' | 'no-handler' | 'error' | 'exited';
+
+/** One worker's reply to {@link Supervisor.askWorkers}. */
+export type WorkerReply<T = unknown> = WorkerInfo &
+  ({ ok: true; value: T } | { ok: false; reason: AskFailure; error: string });
 
 /** One kind of worker: `processes` copies of the same script, e.g. all the workers of one module. */
 export interface WorkerGroupOptions {
@@ -95,6 +126,27 @@ export interface Supervisor extends AsyncDisposable {
   readonly health: ReadonlyMap<string, HealthServer>;
   workers(): WorkerInfo[];
   /**
+   * Asks every running worker (status `starting`, `ready` or `draining`, IPC channel connected) for
+   * `topic` over the IPC channel, and resolves once each has answered, or after `timeoutMs`, with one
+   * {@link WorkerReply} per worker asked, in slot order. It never rejects: a worker that does not
+   * answer in time, exits first, has no handler for the topic or whose handler fails is in the list
+   * with `ok: false` and the reason, so the caller decides whether a partial answer will do.
+   * Workers waiting for a restart are not asked. Late answers are dropped.
+   *
+   * Workers answer with {@link answerSupervisor}. `T` is what the caller expects their handlers to
+   * return; it is not checked. Values travel as JSON (Node's default IPC serialization).
+   *
+   * @throws {ConfigError} when `topic` is not a non-empty string or `timeoutMs` is invalid
+   */
+  askWorkers<T = unknown>(topic: string, options?: AskWorkersOptions): Promise<WorkerReply<T>[]>;
+  /**
+   * Closes `resource` once every worker is gone, when the supervisor stops (after the health
+   * servers, before {@link Supervisor.stopped} resolves); at once if it has stopped already. For what
+   * lives as long as the supervisor, e.g. a metrics server that asks the workers. Errors of its
+   * `close()` are logged, not thrown.
+   */
+  closeOnStop(resource: Closeable): void;
+  /**
    * Stops restarting, sends SIGTERM to every worker and waits for them (SIGKILL after `killTimeoutMs`).
    * Resolves with the exit code, like {@link Supervisor.stopped}. Idempotent.
    */
@@ -108,6 +160,12 @@ interface Slot extends WorkerInfo {
   timer: NodeJS.Timeout | undefined;
   wasReady: boolean;
   exited: Promise<void>;
+}
+
+/** An {@link Supervisor.askWorkers} call waiting for its answers. */
+interface PendingAsk {
+  answer(child: ChildProcess, message: WorkerResponse): void;
+  gone(child: ChildProcess): void;
 }
 
 interface ResolvedGroup {
@@ -169,6 +227,10 @@ export function supervise(options: SuperviseOptions): Supervisor {
   }
 
   const slots = new Map<string, Slot[]>();
+  const asks = new Map<number, PendingAsk>();
+  let nextAskId = 0;
+  const owned: Closeable[] = [];
+  let ownedClosed = false;
   const healthServers = new Map<string, HealthServer>();
   let stopping: Promise<number> | undefined;
   let forced = false;
@@ -207,7 +269,11 @@ export function supervise(options: SuperviseOptions): Supervisor {
     const worker = `${group.name}#${slot.index}`;
     log.info(`worker ${worker} started (pid ${child.pid})`, { group: group.name, worker: slot.index, pid: child.pid, restarts: slot.restarts });
     child.on('message', (message: unknown) => {
-      const m = message as Partial<WorkerMessage> | null;
+      const m = message as Partial<WorkerMessage> | Partial<WorkerResponse> | null;
+      if (m?.bus === 'response') {
+        if (typeof m.id === 'number') asks.get(m.id)?.answer(child, m as WorkerResponse);
+        return;
+      }
       if (m?.bus !== 'worker') return;
       if (m.state === 'ready') {
         if (slot.status === 'starting') slot.status = 'ready';
@@ -218,6 +284,7 @@ export function supervise(options: SuperviseOptions): Supervisor {
     child.on('error', (error) => log.error(`worker ${worker} (pid ${child.pid}): ${error.message}`, { group: group.name, worker: slot.index, error }));
     slot.exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
+        for (const ask of asks.values()) ask.gone(child);
         slot.child = undefined;
         slot.pid = undefined;
         const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
@@ -291,6 +358,11 @@ export function supervise(options: SuperviseOptions): Supervisor {
     slot.child.kill('SIGKILL');
   };
 
+  const closeQuietly = (resource: Closeable) =>
+    Promise.resolve()
+      .then(() => resource.close())
+      .catch((error: unknown) => log.error(`closing a resource of the supervisor failed: ${(error as Error)?.message ?? error}`, { error }));
+
   const stop = (): Promise<number> => {
     stopping ??= (async () => {
       rejectReady(new Error('[bus] supervisor stopped before every worker was ready'));
@@ -326,11 +398,61 @@ export function supervise(options: SuperviseOptions): Supervisor {
         }),
       );
       await Promise.allSettled([...healthServers.values()].map((s) => s.close()));
+      ownedClosed = true;
+      await Promise.all(owned.splice(0).map(closeQuietly));
       log.info('all workers stopped', { exitCode: code });
       return code;
     })();
     void stopping.then(resolveStopped);
     return stopping;
+  };
+
+  const askWorkers = <T>(topic: string, askOptions: AskWorkersOptions = {}): Promise<WorkerReply<T>[]> => {
+    const ar = new OptionReader('bus', 'askWorkers');
+    ar.string('topic', topic);
+    ar.object('options', askOptions);
+    const timeoutMs = ar.int('timeoutMs', askOptions.timeoutMs, 5000, 1);
+    const asked = all().filter((s) => s.child?.connected && s.status !== 'waiting' && s.status !== 'stopped');
+    if (asked.length === 0) return Promise.resolve([]);
+    const id = nextAskId++;
+    return new Promise((resolve) => {
+      const replies: (WorkerReply<T> | undefined)[] = asked.map(() => undefined);
+      const children = asked.map((s) => s.child as ChildProcess);
+      let open = asked.length;
+      const settle = (i: number, outcome: { ok: true; value: T } | { ok: false; reason: AskFailure; error: string }) => {
+        if (replies[i]) return;
+        const s = asked[i] as Slot;
+        replies[i] = { group: s.group, index: s.index, pid: children[i]?.pid, status: s.status, restarts: s.restarts, ...outcome };
+        if (--open > 0) return;
+        clearTimeout(timer);
+        asks.delete(id);
+        resolve(replies as WorkerReply<T>[]);
+      };
+      const timer = setTimeout(() => {
+        for (let i = 0; i < asked.length; i++) settle(i, { ok: false, reason: 'timeout', error: `no answer to "${topic}" within ${timeoutMs} ms` });
+      }, timeoutMs);
+      asks.set(id, {
+        answer: (child, m) => {
+          const i = children.indexOf(child);
+          if (i < 0) return;
+          settle(i, m.ok ? { ok: true, value: m.value as T } : { ok: false, reason: m.reason === 'no-handler' ? 'no-handler' : 'error', error: String(m.error) });
+        },
+        gone: (child) => {
+          const i = children.indexOf(child);
+          if (i >= 0) settle(i, { ok: false, reason: 'exited', error: 'the worker exited before answering' });
+        },
+      });
+      const request: SupervisorRequest = { bus: 'request', id, topic };
+      children.forEach((child, i) => {
+        try {
+          child.send(request, (error) => {
+            if (error) settle(i, { ok: false, reason: 'exited', error: `could not send the request: ${error.message}` });
+          });
+        } catch (error) {
+          settle(i, { ok: false, reason: 'exited', error: `could not send the request: ${(error as Error).message}` });
+        }
+      });
+    });
   };
 
   if (options.handleSignals ?? true) {
@@ -357,6 +479,12 @@ export function supervise(options: SuperviseOptions): Supervisor {
     stopped,
     health: healthServers,
     workers: () => all().map(({ group, index, pid, status, restarts }) => ({ group, index, pid, status, restarts })),
+    askWorkers,
+    closeOnStop: (resource) => {
+      if (typeof resource?.close !== 'function') new OptionReader('bus', 'closeOnStop').fail('resource', 'must have a close() method', resource);
+      if (ownedClosed) void closeQuietly(resource);
+      else owned.push(resource);
+    },
     stop,
     [Symbol.asyncDispose]: async () => {
       await stop();
@@ -450,6 +578,76 @@ export function notifySupervisor(state: WorkerMessage['state']): void {
   } catch {
     // The channel closed in between: the parent is gone, and `closeOnSignals` handles that.
   }
+}
+
+/**
+ * Whether this process is a worker started by {@link supervise} (it has the supervisor's IPC channel
+ * and `BUS_WORKER_GROUP`). False in the `bus run` parent, in `bus run --inline`, in plain scripts.
+ */
+export function isSupervisedWorker(): boolean {
+  return typeof process.send === 'function' && process.env[WORKER_ENV.group] !== undefined;
+}
+
+/** What a worker's {@link answerSupervisor} handler returns: a JSON-serializable value, or a promise of one. */
+export type AnswerHandler = () => unknown;
+
+const answerHandlers = new Map<string, AnswerHandler>();
+
+const sendToSupervisor = (message: WorkerResponse): void => {
+  if (!process.send || !process.connected) return;
+  try {
+    // With a callback, a channel that closed in between reports here instead of as an 'error' event.
+    process.send(message, undefined, {}, () => {});
+  } catch (error) {
+    // Serialization failed (e.g. a circular value): the supervisor gets the reason rather than a timeout.
+    if (message.ok) sendToSupervisor({ bus: 'response', id: message.id, ok: false, reason: 'error', error: `answer not serializable: ${(error as Error).message}` });
+  }
+};
+
+const onSupervisorRequest = (message: unknown): void => {
+  const m = message as Partial<SupervisorRequest> | null;
+  if (m?.bus !== 'request' || typeof m.id !== 'number' || typeof m.topic !== 'string') return;
+  const id = m.id;
+  const handler = answerHandlers.get(m.topic);
+  if (!handler) {
+    sendToSupervisor({ bus: 'response', id, ok: false, reason: 'no-handler', error: `no handler for "${m.topic}" in worker pid ${process.pid}` });
+    return;
+  }
+  Promise.resolve()
+    .then(handler)
+    .then(
+      (value) => sendToSupervisor({ bus: 'response', id, ok: true, value }),
+      (error: unknown) => sendToSupervisor({ bus: 'response', id, ok: false, reason: 'error', error: (error as Error)?.message ?? String(error) }),
+    );
+};
+
+/**
+ * The worker side of {@link Supervisor.askWorkers}: from now on, this worker answers the supervisor's
+ * requests for `topic` with what `handler` returns (awaited; a throw or rejection is reported to the
+ * supervisor as `error`). The value travels as JSON over the IPC channel.
+ *
+ * Outside a supervised worker (see {@link isSupervisedWorker}) it does nothing, so the same start-up
+ * code runs in a single process too. While a handler is registered, the process listens on the IPC
+ * channel (which keeps it referenced, as the supervisor's workers are anyway).
+ *
+ * @returns a function removing the handler (idempotent); the IPC listener goes with the last handler
+ * @throws {ConfigError} when `topic` already has a handler in this process, or on invalid arguments
+ */
+export function answerSupervisor(topic: string, handler: AnswerHandler): () => void {
+  const r = new OptionReader('bus', 'answerSupervisor');
+  r.string('topic', topic);
+  r.func('handler', handler);
+  if (!isSupervisedWorker()) return () => {};
+  if (answerHandlers.has(topic)) r.fail('topic', 'already has a handler in this process (remove it first)', topic);
+  if (answerHandlers.size === 0) process.on('message', onSupervisorRequest);
+  answerHandlers.set(topic, handler);
+  let removed = false;
+  return () => {
+    if (removed) return;
+    removed = true;
+    answerHandlers.delete(topic);
+    if (answerHandlers.size === 0) process.off('message', onSupervisorRequest);
+  };
 }
 
 /** What {@link runWorker} starts: a bus, or anything that starts (some modules) and closes. */

@@ -185,7 +185,9 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
           entries.push({ offset: m.offset, state: 'acked', sealed: true });
           continue;
         }
-        const entry: Entry = { offset: m.offset, state: 'pending', deliveryCount: this.deliveries.get(`${tp}${SEP}${m.offset}`) ?? 1, sealed: false };
+        // The map only holds redeliveries: while it is empty (the normal case) skip building keys.
+        const deliveryCount = this.deliveries.size === 0 ? 1 : (this.deliveries.get(`${tp}${SEP}${m.offset}`) ?? 1);
+        const entry: Entry = { offset: m.offset, state: 'pending', deliveryCount, sealed: false };
         entries.push(entry);
         messages.push(this.incoming(topic, partition, m, entry));
       }
@@ -196,14 +198,13 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
       let open: Entry | undefined;
       for (const entry of entries) {
         entry.sealed = true;
-        const key = `${tp}${SEP}${entry.offset}`;
         if (entry.state === 'acked') {
-          this.deliveries.delete(key);
+          if (this.deliveries.size > 0) this.deliveries.delete(`${tp}${SEP}${entry.offset}`);
           if (open === undefined) last = entry.offset;
           else this.remember(tp, entry.offset);
         } else {
           open ??= entry;
-          this.deliveries.set(key, (entry.deliveryCount ?? 1) + 1);
+          this.deliveries.set(`${tp}${SEP}${entry.offset}`, (entry.deliveryCount ?? 1) + 1);
         }
       }
       if (last !== undefined) {

@@ -8,3 +8,4 @@ export {
   prometheus,
 } from './metrics.js';
 export { type ExpositionSource, type MetricsRequestHandler, type MetricsServer, type MetricsServerOptions, metricsHandler, startMetricsServer } from './server.js';
+export { exposeToSupervisor, SUPERVISOR_METRICS_TOPIC, type SupervisorMetricsServerOptions, supervisorMetricsServer } from './supervisor.js';

@@ -96,8 +96,9 @@ const MAX_REASON = 64;
  * - `messagebus_pool_size`, `messagebus_pool_in_use`, `messagebus_pool_waiting` gauges: transport, pool
  *
  * Registration is eager (at this call); nothing is served: expose the registry with
- * {@link startMetricsServer}, {@link metricsHandler} or, across `node:cluster` workers,
- * {@link clusterMetricsServer} + {@link exposeToClusterPrimary}. The hooks never throw.
+ * {@link startMetricsServer}, {@link metricsHandler} or, across worker processes,
+ * {@link supervisorMetricsServer} + {@link exposeToSupervisor} (`bus run` / `supervise()`) or
+ * {@link clusterMetricsServer} + {@link exposeToClusterPrimary} (`node:cluster`). The hooks never throw.
  *
  * @throws {ConfigError} on an invalid option, or when the registry holds a metric of one of these
  *   names with another type or other labels

@@ -78,7 +78,7 @@ describe('clusterMetricsServer with a node:cluster primary and 2 workers', { tim
     expect(text).toContain(`messagebus_job_delay_count{${job}} 8`);
     expect(text).toContain('messagebus_published_total{transport="memory",topic="tasks",event="task.run",outcome="ok"} 8');
     // Lag: every worker sees the same group, so the largest value, not the sum; pools add up.
-    expect(text).toContain('messagebus_consumer_lag{transport="memory",group="tasks-runner",topic="tasks"} 20');
+    expect(text).toContain('messagebus_consumer_lag{transport="memory",group="reporting-replica",topic="tasks"} 20');
     expect(text).toContain('messagebus_pool_size{transport="memory",pool="consumer"} 4');
     const { status, output } = promtool(['check', 'metrics'], text);
     expect(output).toBe('');

@@ -101,11 +101,11 @@ describe('prometheus() on a running bus', () => {
   it('maps pool stats and lag to gauges', async () => {
     const m = prometheus({ registry });
     m.poolStats({ transport: 'kafka', pool: 'producer' }, { size: 4, available: 1, borrowed: 3, pending: 2, min: 1, max: 4 });
-    m.lag({ transport: 'kafka', group: 'shop-billing', topic: 'orders' }, 42);
+    m.lag({ transport: 'kafka', group: 'shop-billing-external', topic: 'orders' }, 42);
     expect(await sample(registry, 'messagebus_pool_size', { transport: 'kafka', pool: 'producer' })).toBe(4);
     expect(await sample(registry, 'messagebus_pool_in_use', { pool: 'producer' })).toBe(3);
     expect(await sample(registry, 'messagebus_pool_waiting', { pool: 'producer' })).toBe(2);
-    expect(await sample(registry, 'messagebus_consumer_lag', { group: 'shop-billing', topic: 'orders' })).toBe(42);
+    expect(await sample(registry, 'messagebus_consumer_lag', { group: 'shop-billing-external', topic: 'orders' })).toBe(42);
   });
 
   it('produces an exposition that `promtool check metrics` accepts', async () => {

@@ -22,14 +22,14 @@ export async function pipeline(client: RedisClient, commands: readonly Command[]
 /** A stream entry as XREADGROUP / XAUTOCLAIM return it; `fields` is null for a deleted entry. */
 export interface RawEntry {
   id: string;
-  fields: Buffer[] | null;
+  fields: (Buffer | string)[] | null;
 }
 
 /** Parses `[[id, [field, value, …]], …]`. */
 export function parseEntries(value: unknown): RawEntry[] {
   if (!Array.isArray(value)) return [];
   return value.map((item) => {
-    const [id, fields] = item as [Buffer | string, Buffer[] | null];
+    const [id, fields] = item as [Buffer | string, (Buffer | string)[] | null];
     return { id: String(id), fields: Array.isArray(fields) ? fields : null };
   });
 }

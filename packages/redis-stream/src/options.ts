@@ -109,6 +109,13 @@ export interface RedisStreamOptions {
    * @default 3600000 (1 hour)
    */
   consumerIdleTimeoutMs?: number;
+  /**
+   * Read entries as Buffers, byte for byte. Needed only by a codec whose values are not UTF-8 text;
+   * the default JSON codec is text, and string replies are decoded by ioredis's parser at about half
+   * the cost of converting Buffers.
+   * @default false
+   */
+  binary?: boolean;
   /** Stream trimming on publish. Off by default: read the README's warning first. @default undefined */
   trim?: TrimOptions;
   /** Names of the value and key fields. @default { value: '_data', key: '_key' } */
@@ -131,6 +138,7 @@ export interface ResolvedOptions {
   claimIntervalMs: number;
   nackDelayMs: number;
   consumerIdleTimeoutMs: number;
+  binary: boolean;
   /** Trimming on XADD: `MAXLEN` by count or `MINID` by age (computed per call); both undefined = off. */
   trim: { maxLen: number | undefined; maxAgeMs: number | undefined; exact: boolean };
   fields: { value: string; key: string };
@@ -148,6 +156,7 @@ export const DEFAULTS = {
   claimIntervalMs: 5000,
   nackDelayMs: 1000,
   consumerIdleTimeoutMs: 3_600_000,
+  binary: false,
   fields: { value: '_data', key: '_key' },
 } as const;
 
@@ -168,6 +177,7 @@ const KNOWN = new Set([
   'claimIntervalMs',
   'nackDelayMs',
   'consumerIdleTimeoutMs',
+  'binary',
   'trim',
   'fields',
 ]);
@@ -236,6 +246,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     pool,
     connectTimeoutMs: r.int('connectTimeoutMs', o.connectTimeoutMs, DEFAULTS.connectTimeoutMs, 1, DAY),
     commandTimeoutMs: r.int('commandTimeoutMs', o.commandTimeoutMs, DEFAULTS.commandTimeoutMs, 1, DAY),
+    binary: r.boolean('binary', o.binary, DEFAULTS.binary),
     readTimeoutGraceMs: r.int('readTimeoutGraceMs', o.readTimeoutGraceMs, DEFAULTS.readTimeoutGraceMs, 1, DAY),
     claimIdleMs,
     claimIntervalMs: r.int('claimIntervalMs', o.claimIntervalMs, DEFAULTS.claimIntervalMs, 10, DAY),

@@ -39,7 +39,7 @@ return removed`;
 interface Entry {
   key: string;
   id: string;
-  fields: Buffer[];
+  fields: (Buffer | string)[];
   deliveryCount: number;
 }
 
@@ -205,6 +205,10 @@ class StreamSubscription implements Subscription {
     }
   }
 
+  private xreadgroup(client: RedisClient, args: (string | number)[]): Promise<unknown> {
+    return this.o.binary ? client.callBuffer('XREADGROUP', ...args) : client.call('XREADGROUP', ...args);
+  }
+
   private async read(reader: Reader, client: RedisClient): Promise<Entry[]> {
     // Never BLOCK 0 (forever); wake up in time for the next claim pass.
     const block = Math.max(1, Math.min(this.so.pollIntervalMs, reader.nextClaimAt - Date.now()));
@@ -213,7 +217,7 @@ class StreamSubscription implements Subscription {
     reader.blocking = true;
     let reply: unknown;
     try {
-      reply = await this.guarded(reader, client.callBuffer('XREADGROUP', ...args), block + this.o.readTimeoutGraceMs, 'XREADGROUP');
+      reply = await this.guarded(reader, this.xreadgroup(client, args), block + this.o.readTimeoutGraceMs, 'XREADGROUP');
     } finally {
       reader.blocking = false;
     }
@@ -224,7 +228,7 @@ class StreamSubscription implements Subscription {
       // as one batch instead of a batch of one followed by the rest.
       const more: (string | number)[] = ['GROUP', this.so.group, this.so.consumerName, 'COUNT', this.so.batchSize - entries.length, 'STREAMS', ...reader.keys];
       for (const _ of reader.keys) more.push('>');
-      entries.push(...toEntries(await this.guarded(reader, client.callBuffer('XREADGROUP', ...more), this.o.commandTimeoutMs, 'XREADGROUP')));
+      entries.push(...toEntries(await this.guarded(reader, this.xreadgroup(client, more), this.o.commandTimeoutMs, 'XREADGROUP')));
     }
     return entries;
   }
@@ -241,7 +245,7 @@ class StreamSubscription implements Subscription {
       pipeline(
         client,
         reader.keys.map((key): Command => ['XAUTOCLAIM', key, group, consumerName, this.o.claimIdleMs, reader.cursors.get(key) ?? '0-0', 'COUNT', batchSize]),
-        true,
+        this.o.binary,
       ),
       this.o.commandTimeoutMs,
       'XAUTOCLAIM',
@@ -252,7 +256,7 @@ class StreamSubscription implements Subscription {
     replies.forEach((reply, i) => {
       const key = reader.keys[i] as string;
       if (reply.error) throw reply.error;
-      const [cursor, entries, deleted] = reply.value as [Buffer, unknown, Buffer[] | undefined];
+      const [cursor, entries, deleted] = reply.value as [Buffer | string, unknown, (Buffer | string)[] | undefined];
       const next = String(cursor);
       reader.cursors.set(key, next);
       const raw: RawEntry[] = parseEntries(entries);
@@ -260,7 +264,7 @@ class StreamSubscription implements Subscription {
       const deletedIds = [...(deleted ?? []).map(String), ...raw.filter((e) => !e.fields).map((e) => e.id)];
       if (deletedIds.length > 0) gone.push(['XACK', key, group, ...deletedIds]);
       const live = raw.filter((e) => e.fields);
-      for (const e of live) claimed.push({ key, id: e.id, fields: e.fields as Buffer[], deliveryCount: 2 });
+      for (const e of live) claimed.push({ key, id: e.id, fields: e.fields as (Buffer | string)[], deliveryCount: 2 });
       if (live.length > 0 && next !== '0-0') more = true;
     });
     reader.nextClaimAt = more ? Date.now() : Date.now() + this.o.claimIntervalMs;

@@ -37,11 +37,12 @@ export function fromFields(raw: readonly (Buffer | string)[], fields: { value: s
   let value: Buffer | string = EMPTY;
   let key: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = String(raw[i]);
+    // Buffer#toString is twice as fast as String(buffer), and this runs for every field of every entry.
+    const name = (raw[i] as Buffer | string).toString();
     const v = raw[i + 1] as Buffer | string;
     if (name === fields.value) value = v;
-    else if (name === fields.key) key = String(v);
-    else headers[name] = String(v);
+    else if (name === fields.key) key = v.toString();
+    else headers[name] = v.toString();
   }
   const record: WireRecord = { value, headers };
   if (key !== undefined) record.key = key;

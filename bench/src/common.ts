@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import type { Stat } from './stats.js';
+
+/** A benchmark payload: `sentAt` (for end-to-end delay) and filler, JSON-encoded to about `bytes`. */
+export interface Payload {
+  sentAt: number;
+  seq: number;
+  data: string;
+  /** End-to-end runs tag their messages, so a late message of an earlier run is not counted. */
+  run?: number;
+}
+
+export type BenchEvents = { 'bench.event': Payload };
+export const EVENT = 'bench.event';
+
+/** A payload whose JSON is `bytes` long (± 2, `sentAt` varies in length). */
+export function makePayload(bytes: number): Payload {
+  const probe: Payload = { sentAt: 1_760_000_000_000.123, seq: 123456, data: '' };
+  const filler = Math.max(0, bytes - JSON.stringify(probe).length);
+  return { ...probe, data: 'x'.repeat(filler) };
+}
+
+/** Wall clock in ms with sub-ms resolution, comparable between the processes of this machine. */
+export const nowMs = (): number => performance.timeOrigin + performance.now();
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Unique per run, so that the shared Redis / Kafka never see two runs' keys mixed. */
+export const RUN_ID = `${process.pid}-${randomBytes(3).toString('hex')}`;
+
+/** Resolves when `done()` is true, polling; rejects after `timeoutMs`. Every wait of the bench is bounded. */
+export async function waitFor(done: () => boolean, timeoutMs: number, what: string, everyMs = 2): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** One line of the results table. */
+export interface Row {
+  section: string;
+  name: string;
+  /** `msg/s` (higher is better) or `ms` / `MB` (lower is better). */
+  unit: string;
+  settings: string;
+  /** Side name → figure. The first side is the bus; `ratio` is bus / `versus`. */
+  values: Record<string, Stat>;
+  versus?: string;
+  ratio?: number;
+  note?: string;
+}
+
+export interface Ctx {
+  redisUrl: string;
+  kafkaBrokers: string[];
+  warmup: number;
+  runs: number;
+  /** Scale of message counts (1 normal, smaller with --quick). */
+  scale: number;
+  rows: Row[];
+  /** Raw figures for the JSON report (memory marks…). */
+  details: Record<string, unknown>;
+  log(message: string): void;
+}
+
+export function addRow(ctx: Ctx, row: Omit<Row, 'ratio'>): Row {
+  const bus = row.values.bus;
+  const other = row.versus ? row.values[row.versus] : undefined;
+  const full: Row = { ...row };
+  if (bus && other && other.median > 0) full.ratio = bus.median / other.median;
+  ctx.rows.push(full);
+  ctx.log(`  ${row.section} · ${row.name}: ${Object.entries(row.values)
+    .map(([k, v]) => `${k} ${fmt(v.median)} [${fmt(v.min)}–${fmt(v.max)}]`)
+    .join(' | ')}${full.ratio === undefined ? '' : ` | bus/${row.versus} ${full.ratio.toFixed(2)}`}`);
+  return full;
+}
+
+export function fmt(n: number | undefined): string {
+  if (n === undefined || Number.isNaN(n)) return '–';
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US');
+  if (Math.abs(n) >= 100) return n.toFixed(0);
+  if (Math.abs(n) >= 10) return n.toFixed(1);
+  return n.toFixed(2);
+}

@@ -1,0 +1,124 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { type Ctx, fmt, type Row } from './common.js';
+import { bigStream } from './processes.js';
+import { BULL_PREFIX, deleteKeys, REDIS_PREFIX, redisConsume, redisE2e, redisPublish } from './redis.js';
+import { connectRedis } from './redis-raw.js';
+
+const HELP = `pnpm bench [-- options]
+  --only=a,b     run only these parts: redis-publish, redis-consume, redis-e2e, big (memory, scaling, backlog), kafka
+  --runs=N       measured runs per figure (default 5; 3 with --quick)
+  --warmup=N     warm-up runs per figure (default 1)
+  --quick        fewer, smaller runs (scale 0.2), to try the bench out
+  --scale=F      multiply message counts by F
+env: BUS_REDIS_URL (redis://127.0.0.1:6379), BUS_KAFKA_BROKERS (127.0.0.1:9092)`;
+
+const args = process.argv.slice(2).filter((a) => a !== '--');
+if (args.includes('--help')) {
+  console.log(HELP);
+  process.exit(0);
+}
+const flag = (name: string): string | undefined => {
+  const a = args.find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
+  return a === undefined ? undefined : (a.split('=')[1] ?? '');
+};
+const quick = flag('quick') !== undefined;
+const only = flag('only')?.split(',').filter(Boolean);
+const want = (name: string) => !only || only.includes(name);
+
+const ctx: Ctx = {
+  redisUrl: process.env.BUS_REDIS_URL ?? 'redis://127.0.0.1:6379',
+  kafkaBrokers: (process.env.BUS_KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+  warmup: Number(flag('warmup') ?? 1),
+  runs: Number(flag('runs') ?? (quick ? 3 : 5)),
+  scale: Number(flag('scale') ?? (quick ? 0.2 : 1)),
+  rows: [],
+  details: {},
+  log: (m) => console.error(m),
+};
+
+const started = Date.now();
+const admin = await connectRedis(ctx.redisUrl);
+const cleanUp = async () => {
+  await deleteKeys(admin, `${REDIS_PREFIX}*`);
+  await deleteKeys(admin, `${BULL_PREFIX}:*`);
+};
+process.once('SIGINT', () => {
+  console.error('bench: interrupted, cleaning up');
+  void cleanUp().finally(() => process.exit(130));
+});
+
+const machine = await describeMachine();
+ctx.log(`bench: ${machine.cpu} × ${machine.nproc}, ${machine.ramGiB} GiB, Node ${machine.node}, Redis ${machine.redis}, Kafka ${machine.kafka}`);
+ctx.log(`bench: ${ctx.warmup} warm-up + ${ctx.runs} runs per figure, scale ${ctx.scale}`);
+let failure: unknown;
+try {
+  if (want('redis-publish')) await redisPublish(ctx, admin);
+  if (want('redis-consume')) await redisConsume(ctx, admin);
+  if (want('redis-e2e')) await redisE2e(ctx);
+  if (want('big')) await bigStream(ctx, admin);
+  if (want('kafka')) {
+    const { kafkaSuite } = await import('./kafka.js');
+    await kafkaSuite(ctx);
+  }
+} catch (error) {
+  failure = error;
+  console.error(error);
+} finally {
+  await cleanUp();
+  admin.disconnect();
+}
+
+const seconds = Math.round((Date.now() - started) / 1000);
+const markdown = table(ctx.rows);
+console.log(`\n${markdown}\n`);
+console.log(`bus/raw: bus throughput ÷ raw client throughput (higher is better); for delays and memory, bus ÷ raw (lower is better).`);
+console.log(`${ctx.warmup} warm-up + ${ctx.runs} runs per figure, median shown, spread = min–max of the runs; total ${seconds} s.`);
+const out = fileURLToPath(new URL('../results/', import.meta.url));
+mkdirSync(out, { recursive: true });
+writeFileSync(
+  `${out}latest.json`,
+  `${JSON.stringify({ date: new Date().toISOString(), seconds, machine, warmup: ctx.warmup, runs: ctx.runs, scale: ctx.scale, rows: ctx.rows, details: ctx.details }, null, 2)}\n`,
+);
+writeFileSync(`${out}latest.md`, `${markdown}\n`);
+console.log(`written: bench/results/latest.json, bench/results/latest.md`);
+process.exitCode = failure ? 1 : 0;
+
+function table(rows: Row[]): string {
+  const lines = [
+    '| section | measurement | unit | bus | raw | BullMQ | bus/raw | spread bus · raw | settings |',
+    '|---|---|---|---:|---:|---:|---:|---|---|',
+  ];
+  for (const r of rows) {
+    const v = r.values;
+    const spread = [v.bus, v.raw].filter((s) => s && s.runs.length > 1).map((s) => `${fmt(s?.min)}–${fmt(s?.max)}`);
+    const settings = r.note ? `${r.settings}. ${r.note}` : r.settings;
+    lines.push(
+      `| ${r.section} | ${r.name} | ${r.unit} | ${fmt(v.bus?.median)} | ${fmt(v.raw?.median)} | ${fmt(v.bullmq?.median)} | ${r.ratio === undefined ? '' : `**${r.ratio.toFixed(2)}**`} | ${spread.join(' · ')} | ${settings} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function describeMachine() {
+  const sh = (cmd: string, argv: string[]) => {
+    try {
+      return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+    } catch {
+      return '?';
+    }
+  };
+  const info = await admin.info('server');
+  const kafkaVersion = sh('bash', ['-c', 'ls -d ~/.cache/bus-kafka/libs-* 2>/dev/null | sed "s/.*libs-//" | tail -1']);
+  return {
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? '?',
+    ramGiB: Math.round(totalmem() / 1024 ** 3),
+    node: process.version,
+    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? '?',
+    kafka: kafkaVersion || '?',
+    kernel: sh('uname', ['-r']),
+  };
+}

@@ -1,0 +1,47 @@
+/** A figure measured several times: the median is reported, with the spread of the runs. */
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+
+export function stat(runs: number[]): Stat {
+  const sorted = [...runs].sort((a, b) => a - b);
+  return { median: quantile(sorted, 0.5), min: sorted[0] ?? Number.NaN, max: sorted[sorted.length - 1] ?? Number.NaN, runs };
+}
+
+/** Quantile of sorted values, linear interpolation between the closest ranks. */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  const n = sorted.length;
+  if (n === 0) return Number.NaN;
+  const pos = (n - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  const a = sorted[lo] as number;
+  const b = sorted[hi] as number;
+  return a + (b - a) * (pos - lo);
+}
+
+/** Sides of one comparison, measured alternately (bus, raw, bus, raw…) so drift hits both alike. */
+export type Sides = Record<string, () => Promise<number>>;
+
+/**
+ * Runs every side `warmup` times (discarded), then `runs` times, interleaved. Each call returns one
+ * figure (msg/s, ms…).
+ */
+export async function compare(sides: Sides, warmup: number, runs: number): Promise<Record<string, Stat>> {
+  const names = Object.keys(sides);
+  for (let i = 0; i < warmup; i++) for (const name of names) await (sides[name] as () => Promise<number>)();
+  const values: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let i = 0; i < runs; i++) {
+    for (const name of names) (values[name] as number[]).push(await (sides[name] as () => Promise<number>)());
+  }
+  return Object.fromEntries(names.map((n) => [n, stat(values[n] as number[])]));
+}
+
+/** Delay samples (ms) → p50 / p99. */
+export function percentiles(samples: Float64Array | number[], count = samples.length): { p50: number; p99: number; max: number } {
+  const sorted = Float64Array.from(samples.slice(0, count) as ArrayLike<number>).sort();
+  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted[sorted.length - 1] ?? Number.NaN };
+}
