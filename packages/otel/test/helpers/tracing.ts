@@ -50,7 +50,11 @@ interface Seen {
  * Runs a bus with `otel()` over the transport and checks that one trace spans producer → bus →
  * handler, that the handler runs in the process span, and that a failing handler is recorded.
  */
-export function describeTraceAcrossBus(name: string, createTransport: () => Transport, options: { pollIntervalMs?: number } = {}) {
+export function describeTraceAcrossBus(
+  name: string,
+  createTransport: () => Transport,
+  options: { pollIntervalMs?: number; cleanup?: (topics: string[]) => Promise<void> | void } = {},
+) {
   describe(`otel() across the ${name} transport`, { timeout: 30_000 }, () => {
     let tracing: ReturnType<typeof setupTracing>;
     let bus: Bus<Events>;
@@ -83,6 +87,7 @@ export function describeTraceAcrossBus(name: string, createTransport: () => Tran
     afterAll(async () => {
       await bus?.close();
       await tracing?.shutdown();
+      await options.cleanup?.([topic, `${topic}.dlq`]);
     }, 30_000);
 
     const byName = (spans: ReadableSpan[], spanName: string, traceId: string) => spans.filter((s) => s.name === spanName && s.spanContext().traceId === traceId);
