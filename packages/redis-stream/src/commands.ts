@@ -1,4 +1,5 @@
 import type { RedisClient } from './options.js';
+import { isReplyError } from './client.js';
 
 /** One command: name and arguments. */
 export type Command = [name: string, ...args: (string | Buffer | number)[]];
@@ -12,6 +13,16 @@ export type Reply = { error: Error; value?: undefined } | { error?: undefined; v
  * Rejects only when the pipeline as a whole failed (e.g. the connection is closed).
  */
 export async function pipeline(client: RedisClient, commands: readonly Command[], buffers = false): Promise<Reply[]> {
+  if (commands.length === 1) {
+    // One command (the usual XACK of a batch): a plain call skips building a Pipeline.
+    const [name, ...args] = commands[0] as Command;
+    try {
+      return [{ value: await (buffers ? client.callBuffer(name, ...args) : client.call(name, ...args)) }];
+    } catch (error) {
+      if (isReplyError(error)) return [{ error: error as Error }];
+      throw error;
+    }
+  }
   let p = client.pipeline();
   for (const [name, ...args] of commands) p = buffers ? p.callBuffer(name, ...args) : p.call(name, ...args);
   const results = await p.exec();
