@@ -1,13 +1,7 @@
-import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.shared';
 
-export default defineConfig({
-  entry: { index: 'src/index.ts', bin: 'src/bin.ts' },
-  format: ['esm', 'cjs'],
-  dts: { entry: { index: 'src/index.ts' } },
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  splitting: false,
+export default packageBuild(
+  { index: 'src/index.ts', bin: 'src/bin.ts' },
   // `import.meta.url` in the CJS build (to find bin.js and to load TypeScript configs with tsx).
-  shims: true,
-});
+  { dts: { entry: { index: 'src/index.ts' } }, shims: true },
+);

@@ -22,6 +22,20 @@ const until = async (what: string, predicate: () => boolean, ms = 5000) => {
   }
 };
 
+/** Reads `count` dead letters of `topic` with a group of its own. */
+async function deadLetters(t: Transport, topic: string, count: number): Promise<IncomingMessage[]> {
+  const dead: IncomingMessage[] = [];
+  const sub = await t.subscribe({ group: 'reader', topics: [`${topic}.dlq`], batchSize: 10, pollIntervalMs: 10, startFrom: 'earliest', consumerName: 'r' }, async (batch) => {
+    for (const m of batch) {
+      dead.push(m);
+      m.ack();
+    }
+  });
+  await until('the dead letters', () => dead.length >= count);
+  await sub.close();
+  return dead;
+}
+
 function recordingMetrics() {
   const calls: string[] = [];
   const label = (l: JobLabels) => `${l.module}/${l.consumer}/${l.event}/${l.transport}/${l.topic}`;
@@ -123,15 +137,7 @@ describe('routing engine', () => {
     });
     await bus.start();
     await bus.publish('t', 'a.happened', { n: -1 });
-    const dead: IncomingMessage[] = [];
-    const sub = await t.subscribe({ group: 'reader', topics: ['t.dlq'], batchSize: 10, pollIntervalMs: 10, startFrom: 'earliest', consumerName: 'r' }, async (batch) => {
-      for (const m of batch) {
-        dead.push(m);
-        m.ack();
-      }
-    });
-    await until('the dead letter', () => dead.length === 1);
-    await sub.close();
+    const dead = await deadLetters(t, 't', 1);
     await bus.close();
     expect(calls).toBe(1);
     expect(dead[0]?.headers[DLQ_HEADER.error]).toBe('VALIDATION');
@@ -160,15 +166,7 @@ describe('routing engine', () => {
     });
     await bus.start();
     await bus.publish('t', 'a.happened', { n: 1 });
-    const dead: IncomingMessage[] = [];
-    const sub = await inner.subscribe({ group: 'reader', topics: ['t.dlq'], batchSize: 10, pollIntervalMs: 10, startFrom: 'earliest', consumerName: 'r' }, async (batch) => {
-      for (const m of batch) {
-        dead.push(m);
-        m.ack();
-      }
-    });
-    await until('the dead letter', () => dead.length === 1);
-    await sub.close();
+    const dead = await deadLetters(inner, 't', 1);
     await bus.close();
     expect(ran).toBe(false);
     expect(dead[0]?.headers[DLQ_HEADER.reason]).toMatch(/delivered 6 times without being settled/);

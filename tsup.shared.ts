@@ -1,0 +1,15 @@
+import { defineConfig, type Options } from 'tsup';
+
+/** The build every package shares: ESM + CJS with their own declarations, for Node 20. */
+export function packageBuild(entry: Options['entry'] = { index: 'src/index.ts' }, extra: Options = {}) {
+  return defineConfig({
+    entry,
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    clean: true,
+    target: 'node20',
+    splitting: false,
+    ...extra,
+  });
+}
