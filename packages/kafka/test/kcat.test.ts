@@ -1,56 +1,8 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createBus, DLQ_HEADER, HEADER, type HandlerContext, uuidv7 } from '@bus/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BROKERS, requireBroker, testTransport, waitFor } from './helpers/kafka.js';
-
-/** Runs kcat; resolves its stdout. */
-function kcat(args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('kcat', ['-b', BROKERS.join(','), '-q', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`kcat ${args.join(' ')} exited ${code}: ${err}`));
-    });
-    child.stdin.end(input ?? '');
-  });
-}
-
-interface KcatRecord {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: string | null;
-  payload: string | null;
-  headers?: string[];
-}
-
-/** Every record of a topic, read by kcat as JSON envelopes (`-J`). */
-async function kcatRead(topic: string): Promise<KcatRecord[]> {
-  const out = await kcat(['-C', '-J', '-e', '-o', 'beginning', '-t', topic]);
-  return out
-    .split('\n')
-    .filter((line) => line.trim().startsWith('{'))
-    .map((line) => JSON.parse(line) as KcatRecord);
-}
-
-const headersOf = (r: KcatRecord): Record<string, string> => {
-  const h: Record<string, string> = {};
-  const list = r.headers ?? [];
-  for (let i = 0; i < list.length; i += 2) h[list[i] as string] = list[i + 1] as string;
-  return h;
-};
+import { headersOf, type KcatRecord, kcat, kcatRead } from './helpers/kcat.js';
 
 type Events = { 'order.placed': { orderId: string; amount: number }; 'order.shipped': { orderId: string } };
 const run = randomUUID().slice(0, 8);
