@@ -10,7 +10,8 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, type PromSample, promtool, type RunningPrometheus, startPrometheus } from '../../../packages/prometheus/test/helpers/prometheus-tools.js';
+import { freePort } from '@bus/core/testing';
+import { type PromSample, promtool, type RunningPrometheus, startPrometheus } from '../../../packages/prometheus/test/helpers/prometheus-tools.js';
 
 const require = createRequire(import.meta.url);
 const TSX = pathToFileURL(require.resolve('tsx')).href;

@@ -2,17 +2,9 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bus, busDone, killAll, logsMatching, waitFor } from './helpers.js';
+import { freePort } from '@bus/core/testing';
 
 const HOOKS_CONFIG = fileURLToPath(new URL('./fixtures/hooks.config.ts', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 afterAll(() => killAll());
 

@@ -1,7 +1,7 @@
 import { BusError, ConfigError, POOL_DEFAULTS } from '@bus/core';
 import { describe, expect, it } from 'vitest';
 import { KAFKA_CAPABILITIES, KAFKA_DEFAULTS, kafka } from '../src/index.js';
-import { freePort } from './helpers/kafka.js';
+import { freePort } from '@bus/core/testing';
 
 /** The ConfigError thrown by `kafka(options)`. */
 function configError(options: unknown): ConfigError {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
 import { createBus } from '../bus.js';
 import { HEADER, jsonCodec } from '../codec.js';
 import type { WireRecord } from '../envelope.js';
@@ -618,4 +619,20 @@ export function runTransportConformance(api: TestApi, options: ConformanceOption
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A TCP port free on 127.0.0.1 right now, for a broker or server a test starts of its own (e.g. the
+ * broker behind a `restartBroker` hook).
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.unref();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

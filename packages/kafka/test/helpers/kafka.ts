@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +7,7 @@ import { promisify } from 'node:util';
 import { consoleLogger, type Logger, noopMetrics, type Transport } from '@bus/core';
 import { Kafka, logLevel } from 'kafkajs';
 import { type KafkaTransportOptions, kafka } from '../../src/index.js';
+import { freePort } from '@bus/core/testing';
 
 const run = promisify(execFile);
 
@@ -52,19 +52,6 @@ export async function requireBroker(brokers: string[] = BROKERS): Promise<void> 
   } finally {
     await admin.disconnect().catch(() => {});
   }
-}
-
-/** A free loopback TCP port. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export interface DedicatedBroker {

@@ -3,9 +3,9 @@
 // install it. Reusable by other packages' tests (e.g. the live-tasks example): copy or import.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '@bus/core/testing';
 
 const INSTALL_HINT = 'install the Debian package "prometheus" (apt-get update && apt-get install -y --no-install-recommends prometheus)';
 
@@ -23,15 +23,6 @@ export function promtool(args: readonly string[], stdin?: string): { status: num
   const tool = requireTool('promtool');
   const result = spawnSync(tool, args, { input: stdin, encoding: 'utf8', timeout: 30_000 });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
-}
-
-/** A free loopback TCP port (bound and released; the tiny race is acceptable in tests). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export interface PromSample {
