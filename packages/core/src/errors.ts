@@ -1,3 +1,5 @@
+import { isSecretKey, redact, redactUrl } from './redact.js';
+
 const BRAND = Symbol.for('bus.error');
 
 /** Stable machine-readable codes carried by every {@link BusError}. */
@@ -10,7 +12,8 @@ export type BusErrorCode =
   | 'HANDLER'
   | 'PUBLISH'
   | 'CLOSED'
-  | 'TIMEOUT';
+  | 'TIMEOUT'
+  | 'AUTH';
 
 export interface BusErrorOptions {
   cause?: unknown;
@@ -36,9 +39,32 @@ export class BusError extends Error {
     this.retryable = options.retryable ?? true;
   }
 
-  static isInstance(value: unknown): value is BusError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  /**
+   * Whether `value` is an error of this class (or a subclass), also when it comes from another copy
+   * of `@bus/core`: `BusError.isInstance(e)` for any bus error, `ConfigError.isInstance(e)` for a
+   * config error. Each class carries a `Symbol.for` brand of its own.
+   */
+  static isInstance<T extends BusError>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
+    if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[BRAND] !== true) return false;
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class isInstance was called on (ConfigError.isInstance).
+    const brand = classBrand(this);
+    return brand === BRAND || (value as Record<symbol, unknown>)[brand] === true;
   }
+}
+
+const brands = new WeakMap<object, symbol>();
+function classBrand(cls: { name: string }): symbol {
+  let brand = brands.get(cls);
+  if (!brand) {
+    brand = cls.name === 'BusError' ? BRAND : Symbol.for(`bus.error.${cls.name}`);
+    brands.set(cls, brand);
+  }
+  return brand;
+}
+
+/** Marks an instance with the brand of its class and of every bus superclass. */
+function brand(error: BusError, cls: { name: string }): void {
+  (error as unknown as Record<symbol, boolean>)[classBrand(cls)] = true;
 }
 
 /** A configuration value is invalid; `path` names the key, e.g. `modules.tasks.batchSize`. */
@@ -46,10 +72,12 @@ export class ConfigError extends BusError {
   readonly path: string;
   readonly value: unknown;
   constructor(path: string, expectation: string, value: unknown, source = 'bus') {
-    super('CONFIG', `[${source}] ${path} ${expectation}, got ${describe(value)}`, { retryable: false });
+    const secret = isSecretKey(path.slice(path.lastIndexOf('.') + 1));
+    super('CONFIG', `[${source}] ${path} ${expectation}, got ${secret ? '***' : describe(value)}`, { retryable: false });
     this.name = 'ConfigError';
+    brand(this, ConfigError);
     this.path = path;
-    this.value = value;
+    this.value = secret ? '***' : redact(value);
   }
 }
 
@@ -58,6 +86,7 @@ export class ConnectionError extends BusError {
   constructor(message: string, options: BusErrorOptions = {}) {
     super('CONNECTION', message, options);
     this.name = 'ConnectionError';
+    brand(this, ConnectionError);
   }
 }
 
@@ -72,6 +101,7 @@ export class PoolTimeoutError extends BusError {
         `(size ${stats.size}/${stats.max}, in use ${stats.borrowed}, waiting ${stats.pending})`,
     );
     this.name = 'PoolTimeoutError';
+    brand(this, PoolTimeoutError);
     this.pool = pool;
     this.timeoutMs = timeoutMs;
   }
@@ -82,6 +112,7 @@ export class DecodeError extends BusError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('DECODE', message, { ...options, retryable: false });
     this.name = 'DecodeError';
+    brand(this, DecodeError);
   }
 }
 
@@ -90,6 +121,7 @@ export class ValidationError extends BusError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('VALIDATION', message, { ...options, retryable: false });
     this.name = 'ValidationError';
+    brand(this, ValidationError);
   }
 }
 
@@ -99,6 +131,7 @@ export class HandlerError extends BusError {
   constructor(message: string, attempts: number, options: BusErrorOptions = {}) {
     super('HANDLER', message, options);
     this.name = 'HandlerError';
+    brand(this, HandlerError);
     this.attempts = attempts;
   }
 }
@@ -108,6 +141,7 @@ export class PublishError extends BusError {
   constructor(message: string, options: BusErrorOptions = {}) {
     super('PUBLISH', message, options);
     this.name = 'PublishError';
+    brand(this, PublishError);
   }
 }
 
@@ -116,6 +150,19 @@ export class ClosedError extends BusError {
   constructor(what: string) {
     super('CLOSED', `[bus] ${what} is closed`, { retryable: false });
     this.name = 'ClosedError';
+    brand(this, ClosedError);
+  }
+}
+
+/**
+ * The broker refused the credentials (wrong or missing password, ACL denial, SASL failure). Retrying
+ * does not help: fix the configuration. The server's own reason is in the message and in `cause`.
+ */
+export class AuthError extends BusError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('AUTH', message, { ...options, retryable: false });
+    this.name = 'AuthError';
+    brand(this, AuthError);
   }
 }
 
@@ -124,6 +171,7 @@ export class TimeoutError extends BusError {
   constructor(message: string) {
     super('TIMEOUT', message);
     this.name = 'TimeoutError';
+    brand(this, TimeoutError);
   }
 }
 
@@ -133,7 +181,8 @@ export function isRetryable(error: unknown): boolean {
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  value = redact(value);
+  if (typeof value === 'string') return JSON.stringify(redactUrl(value));
   if (typeof value === 'function') return 'a function';
   if (value === undefined) return 'undefined';
   try {

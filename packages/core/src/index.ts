@@ -8,6 +8,7 @@ export {
   type BusErrorOptions,
   ClosedError,
   ConfigError,
+  AuthError,
   ConnectionError,
   DecodeError,
   HandlerError,
@@ -21,9 +22,10 @@ export type { BatchEntry, EventMap, EventName, Handler, HandlerContext, MessageI
 export { uuidv7 } from './id.js';
 export { consoleLogger, type LogFields, type Logger, silentLogger } from './logger.js';
 export { type JobLabels, type JobOutcome, type Metrics, noopMetrics, type PoolStats } from './metrics.js';
-export { type ConsumerDeclaration, type ConsumersDeclaration, defineModule, MODULE_DEFAULTS, type ModuleDefinition, type RetryOptions } from './module.js';
+export { type ConsumerDeclaration, type ConsumersDeclaration, DRAIN_SLACK_MS, defineModule, MODULE_DEFAULTS, type ModuleDefinition, type RetryOptions } from './module.js';
 export { createPool, POOL_DEFAULTS, type Pool, type PoolFactory, type PoolOptions } from './pool.js';
 export { memoryTransport, type MemoryTransportOptions } from './memory.js';
+export { redact, redactUrl } from './redact.js';
 export { backoffDelay, sleep } from './retry.js';
 export { DLQ_HEADER } from './router.js';
 export { noopTracing, type ProcessTraceInfo, type PublishTraceInfo, type Tracing } from './tracing.js';

@@ -81,6 +81,13 @@ export const MODULE_DEFAULTS = {
   retry: { attempts: 3, baseDelayMs: 100, maxDelayMs: 5000, jitter: 0.2 },
 } as const;
 
+/**
+ * Time allowed on top of a module's `drainTimeoutMs` for what follows the drain: acknowledging what
+ * finished, leaving the group, closing connections. Whoever bounds a whole shutdown (the router's
+ * hard stop, a supervisor's kill timer) adds this once.
+ */
+export const DRAIN_SLACK_MS = 5000;
+
 /** Identity function that gives a module definition its types. */
 export function defineModule<M extends EventMap, E extends EventName<M> = EventName<M>>(
   definition: ModuleDefinition<M, E>,

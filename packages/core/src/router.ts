@@ -6,7 +6,7 @@ import { BusError, HandlerError, isRetryable } from './errors.js';
 import type { EventMap, Handler, HandlerContext, Middleware } from './events.js';
 import type { Logger } from './logger.js';
 import type { JobLabels, Metrics } from './metrics.js';
-import { type ConsumersDeclaration, MODULE_DEFAULTS, type ModuleDefinition } from './module.js';
+import { type ConsumersDeclaration, DRAIN_SLACK_MS, MODULE_DEFAULTS, type ModuleDefinition } from './module.js';
 import { backoffDelay, type RetryPolicy, sleep } from './retry.js';
 import { noopTracing, type Tracing } from './tracing.js';
 import type { IncomingMessage, StartFrom, Subscription, Transport } from './transport.js';
@@ -381,7 +381,7 @@ export class ModuleRunner {
       this.stopping.abort();
       clearInterval(this.lagTimer);
       const timer = setTimeout(() => this.deadline.abort(), this.module.drainTimeoutMs);
-      const graceMs = this.module.drainTimeoutMs + 5000;
+      const graceMs = this.module.drainTimeoutMs + DRAIN_SLACK_MS;
       let hardTimer: NodeJS.Timeout | undefined;
       const all = Promise.allSettled(this.subscriptions.map((s) => s.subscription.close()));
       const done = await Promise.race([
