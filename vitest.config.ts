@@ -6,6 +6,7 @@ const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 // Tests import the packages' sources, so a test run never reads a stale build.
 const alias = {
   '@bus/core/testing': src('./packages/core/src/testing/index.ts'),
+  '@bus/core/kit': src('./packages/core/src/kit/index.ts'),
   '@bus/core': src('./packages/core/src/index.ts'),
   '@bus/redis-stream': src('./packages/redis-stream/src/index.ts'),
   '@bus/kafka': src('./packages/kafka/src/index.ts'),

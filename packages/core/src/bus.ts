@@ -1,5 +1,5 @@
 import { type Codec, jsonCodec } from './codec.js';
-import { OptionReader } from './config.js';
+import { type OptionPath, opt } from './kit/schema.js';
 import type { Envelope, Headers, WireRecord } from './envelope.js';
 import { BusError, ClosedError, ConfigError, PublishError } from './errors.js';
 import type { BatchEntry, EventMap, EventName } from './events.js';
@@ -7,7 +7,8 @@ import { uuidv7 } from './id.js';
 import { type Logger, silentLogger } from './logger.js';
 import { type Metrics, noopMetrics } from './metrics.js';
 import type { ModuleDefinition } from './module.js';
-import { ModuleRunner, type ResolvedModule, resolveModule } from './router.js';
+import { type ResolvedModule, resolveModule } from './module.js';
+import { ModuleRunner } from './router.js';
 import { noopTracing, type Tracing } from './tracing.js';
 import type { Transport } from './transport.js';
 
@@ -77,21 +78,16 @@ export interface Bus<M extends EventMap> extends AsyncDisposable {
  * ```
  */
 export function createBus<M extends EventMap = EventMap>(options: BusOptions): Bus<M> {
-  const r: OptionReader = new OptionReader('bus', '');
-  r.object('options', options);
-  const transports = r.object('transports', options.transports) as Record<string, Transport>;
+  const root: OptionPath = { source: 'bus', path: '' };
+  busOptionsSchema.parse(options, root);
+  const transports = options.transports;
   const names = Object.keys(transports);
-  if (names.length === 0) r.fail('transports', 'must name at least one transport', transports);
-  for (const name of names) {
-    const t = transports[name] as Partial<Transport> | undefined;
-    if (!t || typeof t.publish !== 'function' || typeof t.subscribe !== 'function' || typeof t.close !== 'function') {
-      r.fail(`transports.${name}`, 'must be a Transport (publish, subscribe, close)', t);
-    }
-    if (t.specificationVersion !== 'v1') r.fail(`transports.${name}.specificationVersion`, 'must be "v1"', t.specificationVersion);
-  }
   const defaultTransport =
-    options.defaultTransport ?? (names.length === 1 ? (names[0] as string) : r.fail('defaultTransport', `must be set when there are several transports (${names.join(', ')})`, undefined));
-  if (!names.includes(defaultTransport)) r.fail('defaultTransport', `must name a configured transport (${names.join(', ')})`, defaultTransport);
+    options.defaultTransport ??
+    (names.length === 1
+      ? (names[0] as string)
+      : fail(root, 'defaultTransport', `must be set when there are several transports (${names.join(', ')})`, undefined));
+  if (!names.includes(defaultTransport)) fail(root, 'defaultTransport', `must name a configured transport (${names.join(', ')})`, defaultTransport);
 
   const codec = options.codec ?? jsonCodec(options.source === undefined ? {} : { source: options.source });
   const metrics = options.metrics ?? noopMetrics;
@@ -168,6 +164,7 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
     async publish(topic, event, payload, opts = {}) {
       const transport = transportFor(opts.transport);
       checkTopic(topic);
+      checkEvent(event, 'event');
       const envelope: Envelope = { id: uuidv7(), event, payload, publishedAt: Date.now(), headers: { ...opts.headers } };
       if (opts.key !== undefined) envelope.key = opts.key;
       if (options.source !== undefined) envelope.source = options.source;
@@ -178,6 +175,7 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
     async publishBatch(topic, entries, opts = {}) {
       const transport = transportFor(opts.transport);
       checkTopic(topic);
+      for (const [i, entry] of entries.entries()) checkEvent(entry?.event, `entries[${i}].event`);
       const now = Date.now();
       const envelopes = entries.map((entry) => {
         const envelope: Envelope = { id: uuidv7(now), event: entry.event, payload: entry.payload, publishedAt: now, headers: { ...entry.headers } };
@@ -224,6 +222,41 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
 function checkTopic(topic: unknown): void {
   if (typeof topic !== 'string' || topic.length === 0) throw new ConfigError('topic', 'must be a non-empty string', topic);
 }
+
+/** An event name must be a non-empty string: a message without one could only be dead-lettered. */
+function checkEvent(event: unknown, where: string): void {
+  if (typeof event !== 'string' || event.length === 0) throw new ConfigError(where, 'must be a non-empty event name', event);
+}
+
+function fail(at: OptionPath, key: string, expectation: string, value: unknown): never {
+  throw new ConfigError(at.path ? `${at.path}.${key}` : key, expectation, value, at.source);
+}
+
+const transportSchema = opt.custom<Transport>((t, at) => {
+  const candidate = t as Partial<Transport> | undefined;
+  if (!candidate || typeof candidate.publish !== 'function' || typeof candidate.subscribe !== 'function' || typeof candidate.close !== 'function') {
+    throw new ConfigError(at.path, 'must be a Transport (publish, subscribe, close)', t, at.source);
+  }
+  if (candidate.specificationVersion !== 'v1') throw new ConfigError(`${at.path}.specificationVersion`, 'must be "v1"', candidate.specificationVersion, at.source);
+  return candidate as Transport;
+});
+
+/** The closed schema of {@link BusOptions}: unknown keys are rejected with "did you mean …?". */
+const busOptionsSchema = opt.object({
+  transports: opt.record(transportSchema, 'must name at least one transport'),
+  defaultTransport: opt.string().optional(),
+  codec: opt.custom<Codec>((c, at) => {
+    const codec = c as Partial<Codec> | undefined;
+    if (!codec || typeof codec.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.peekEvent !== 'function') {
+      throw new ConfigError(at.path, 'must be a Codec (encode, decode, peekEvent)', '[object]', at.source);
+    }
+    return c as Codec;
+  }).optional(),
+  metrics: opt.custom<Metrics>((m) => m as Metrics).optional(),
+  tracing: opt.custom<Tracing>((t) => t as Tracing).optional(),
+  logger: opt.custom<Logger>((l) => l as Logger).optional(),
+  source: opt.string().optional(),
+});
 
 function asPublishError(error: unknown, transport: string, topic: string): BusError {
   if (BusError.isInstance(error)) return error;

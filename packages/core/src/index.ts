@@ -21,8 +21,29 @@ export {
 export type { BatchEntry, EventMap, EventName, Handler, HandlerContext, MessageInfo, Middleware } from './events.js';
 export { uuidv7 } from './id.js';
 export { consoleLogger, type LogFields, type Logger, silentLogger } from './logger.js';
-export { type JobLabels, type JobOutcome, type Metrics, noopMetrics, type PoolStats } from './metrics.js';
-export { type ConsumerDeclaration, type ConsumersDeclaration, DRAIN_SLACK_MS, defineModule, MODULE_DEFAULTS, type ModuleDefinition, type RetryOptions } from './module.js';
+export { type JobLabels, type JobOutcome, type MessageOutcome, type Metrics, noopMetrics, type PoolStats } from './metrics.js';
+export {
+  type ConsumerDeclaration,
+  type ConsumersDeclaration,
+  DRAIN_SLACK_MS,
+  defineModule,
+  MODULE_DEFAULTS,
+  type ModuleDefinition,
+  moduleSchema,
+  type ResolvedModule,
+  type RetryOptions,
+} from './module.js';
+export {
+  type DefaultPolicies,
+  deadLetterPolicy,
+  defaultPolicies,
+  defaultPolicyOrder,
+  maxDeliveriesPolicy,
+  metricsPolicy,
+  retryPolicy,
+  tracingPolicy,
+} from './policies/index.js';
+export { composePolicies, type Delivery, type Outcome, type Policy, type PolicyServices, type Step } from './policy.js';
 export { createPool, POOL_DEFAULTS, type Pool, type PoolFactory, type PoolOptions } from './pool.js';
 export { memoryTransport, type MemoryTransportOptions } from './memory.js';
 export { redact, redactUrl } from './redact.js';

@@ -1,8 +1,8 @@
 import type { WireRecord } from './envelope.js';
 import { ClosedError } from './errors.js';
+import { BatchSettlement } from './kit/settlement.js';
 import type {
   BatchHandler,
-  IncomingMessage,
   LagInfo,
   PublishResult,
   SubscribeOptions,
@@ -23,6 +23,13 @@ interface GroupCursor {
   pending: Map<number, Delivery>;
   /** Nacked or released; delivered again before new entries. */
   redeliver: Delivery[];
+}
+
+/** A message taken for a batch: where it comes from. */
+interface Taken {
+  name: string;
+  cursor: GroupCursor;
+  delivery: Delivery;
 }
 
 interface Topic {
@@ -73,6 +80,8 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     nativeBatching: true,
     blockingReads: true,
     redeliversUnsettled: true,
+    concurrentBatches: false,
+    durableDeliveryCount: false,
   };
 
   return {
@@ -104,12 +113,12 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
         const topic = topicOf(name);
         return { name, topic, cursor: cursorOf(topic, group, subscribeOptions.startFrom) };
       });
-      let stopped = false;
+      const stop = new AbortController();
       let wake: (() => void) | undefined;
       let turn = 0;
 
-      const take = (): IncomingMessage[] => {
-        const batch: IncomingMessage[] = [];
+      const take = (): Taken[] => {
+        const batch: Taken[] = [];
         // Rotate the starting topic so a busy topic does not starve the others.
         for (let i = 0; i < members.length && batch.length < batchSize; i++) {
           const { name, topic, cursor } = members[(turn + i) % members.length] as (typeof members)[number];
@@ -117,41 +126,23 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
             const delivery = cursor.redeliver.shift() as Delivery;
             delivery.count++;
             cursor.pending.set(delivery.seq, delivery);
-            batch.push(message(name, topic, cursor, delivery));
+            batch.push({ name, cursor, delivery });
           }
           while (batch.length < batchSize && cursor.next < topic.log.length) {
             const delivery = { seq: cursor.next++, count: 1 };
             cursor.pending.set(delivery.seq, delivery);
-            batch.push(message(name, topic, cursor, delivery));
+            batch.push({ name, cursor, delivery });
           }
         }
         turn++;
         return batch;
       };
 
-      const message = (name: string, topic: Topic, cursor: GroupCursor, delivery: Delivery): IncomingMessage & { settled: boolean } => {
-        const record = topic.log[delivery.seq] as WireRecord;
-        const msg: IncomingMessage & { settled: boolean } = {
-          topic: name,
-          id: String(delivery.seq),
-          value: record.value,
-          headers: { ...record.headers },
-          deliveryCount: delivery.count,
-          settled: false,
-          ack() {
-            if (msg.settled) return;
-            msg.settled = true;
-            cursor.pending.delete(delivery.seq);
-          },
-          nack() {
-            if (msg.settled) return;
-            msg.settled = true;
-            cursor.pending.delete(delivery.seq);
-            cursor.redeliver.push(delivery);
-          },
-        };
-        if (record.key !== undefined) msg.key = record.key;
-        return msg;
+      const toRecord = ({ name, delivery }: Taken) => {
+        const record = topicOf(name).log[delivery.seq] as WireRecord;
+        // Copy the headers: a handler may change them, a broker would hand out fresh ones.
+        const out = { topic: name, id: String(delivery.seq), value: record.value, headers: { ...record.headers }, deliveryCount: delivery.count };
+        return record.key === undefined ? out : { ...out, key: record.key };
       };
 
       const wait = () =>
@@ -168,18 +159,17 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
         });
 
       const loop = (async () => {
-        while (!stopped) {
+        while (!stop.signal.aborted) {
           const batch = take();
           if (batch.length === 0) {
             await wait();
             continue;
           }
-          try {
-            await handler(batch);
-          } catch {
-            // A failing batch handler nacks what it left unsettled, below.
-          }
-          for (const msg of batch as (IncomingMessage & { settled: boolean })[]) if (!msg.settled) msg.nack();
+          const { settlements } = await new BatchSettlement(batch, toRecord).run(handler, stop.signal);
+          batch.forEach(({ cursor, delivery }, i) => {
+            cursor.pending.delete(delivery.seq);
+            if (settlements[i] === 'nack') cursor.redeliver.push(delivery);
+          });
           // Let publishers and timers run between batches, as a network round trip would.
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
@@ -189,7 +179,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
       const subscription: Subscription = {
         close() {
           closing ??= (async () => {
-            stopped = true;
+            stop.abort();
             wake?.();
             await loop;
             subscriptions.delete(subscription);

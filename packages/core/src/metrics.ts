@@ -10,6 +10,14 @@ export interface JobLabels {
 /** How a handled message ended. `retry`: this attempt failed and another follows. */
 export type JobOutcome = 'success' | 'retry' | 'dead_letter';
 
+/**
+ * How a delivered message ended, counted by {@link Metrics.settled}: `handled`, `skipped` (an event
+ * the consumer does not subscribe to), `dead_lettered`, or `released` to the broker for redelivery
+ * (the consumer was stopping, or the dead letter could not be written). Every delivery ends in
+ * exactly one, so "nothing vanished" is checkable: deliveries = handled + skipped + dead_lettered + released.
+ */
+export type MessageOutcome = 'handled' | 'skipped' | 'dead_lettered' | 'released';
+
 export interface PoolStats {
   size: number;
   available: number;
@@ -36,6 +44,8 @@ export interface Metrics {
   deadLettered(labels: JobLabels, reason: string): void;
   /** A message of an event the consumer does not subscribe to was acknowledged unhandled. */
   skipped(labels: JobLabels): void;
+  /** A delivered message was settled with this outcome (once per delivery). */
+  settled(labels: JobLabels, outcome: MessageOutcome): void;
   /** Size of a connection pool. */
   poolStats(labels: { transport: string; pool: string }, stats: PoolStats): void;
   /** Messages a group is behind on a topic. */
@@ -52,6 +62,7 @@ export const noopMetrics: Metrics = {
   retried: noop,
   deadLettered: noop,
   skipped: noop,
+  settled: noop,
   poolStats: noop,
   lag: noop,
 };

@@ -1,4 +1,7 @@
 import type { EventMap, EventName, Handler, Middleware } from './events.js';
+import { fail, type Infer, type OptionPath, opt } from './kit/schema.js';
+import type { DefaultPolicies } from './policies/index.js';
+import type { Policy } from './policy.js';
 import type { StartFrom } from './transport.js';
 
 /** The topics and events one consumer subscribes to. */
@@ -25,7 +28,7 @@ export interface RetryOptions {
 }
 
 /**
- * A business module (the seed's `'test' => [...]`): its consumers, how they read, and the handler.
+ * A business module: its consumers, how they read, and the handler.
  *
  * Each consumer is its own consumer group `<module>-<consumer>`: every consumer gets every message of
  * its topics, and the processes running this module share them.
@@ -40,9 +43,9 @@ export interface ModuleDefinition<M extends EventMap, E extends EventName<M> = E
    */
   consumers: ConsumersDeclaration<E> | (() => ConsumersDeclaration<E> | Promise<ConsumersDeclaration<E>>);
   handler: Handler<M, E>;
-  /** Messages read per call (the seed's `consume_num`). @default 10 */
+  /** Messages read per call. @default 10 */
   batchSize?: number;
-  /** Longest wait for new messages per read, in ms (the seed's `consumer_interval`, blocking where possible). @default 1000 */
+  /** Longest wait for new messages per read, in ms (a blocking read where the broker has one). @default 1000 */
   pollIntervalMs?: number;
   /**
    * Messages of one consumer handled at once. Messages with the same key never run at the same time,
@@ -64,9 +67,18 @@ export interface ModuleDefinition<M extends EventMap, E extends EventName<M> = E
   drainTimeoutMs?: number;
   /** How often each consumer's lag is read from the transport and reported to metrics; 0 turns it off. @default 15000 */
   lagIntervalMs?: number;
-  /** Policies around the handler, outermost first. */
+  /**
+   * Your policies around the handler, outermost first; they run inside the retry policy, so each
+   * attempt passes through them.
+   */
   middleware?: readonly Middleware<M>[];
-  /** Runs once before consuming starts (the seed's `beforeMessageBus`). */
+  /**
+   * The consumer policies, outermost first, given the defaults built from this module's options.
+   * Reorder, drop or add (a {@link Policy} sees the raw record, the decoded envelope and the outcome).
+   * @default (p) => [p.deadLetter, p.maxDeliveries, p.tracing, p.retry, p.metrics]
+   */
+  policies?: (defaults: DefaultPolicies) => readonly Policy[];
+  /** Runs once before consuming starts. */
   onStart?: () => void | Promise<void>;
 }
 
@@ -93,4 +105,65 @@ export function defineModule<M extends EventMap, E extends EventName<M> = EventN
   definition: ModuleDefinition<M, E>,
 ): ModuleDefinition<M, E> {
   return definition;
+}
+
+/** The closed schema of one consumer declaration. */
+export const consumerSchema = opt.object({
+  topics: opt.array(opt.string()),
+  events: opt.array(opt.string()),
+});
+
+/** Consumer name → declaration, at least one. */
+export const consumersSchema = opt.record(consumerSchema, 'must declare at least one consumer');
+
+const d = MODULE_DEFAULTS;
+
+/** The closed schema of a module definition: its type, defaults and checks in one place. */
+export const moduleSchema = opt.object({
+  name: opt.string(),
+  transport: opt.string().optional(),
+  consumers: opt.custom<ModuleDefinition<EventMap>['consumers']>((value, at) =>
+    typeof value === 'function' ? (value as ModuleDefinition<EventMap>['consumers']) : consumersSchema.parse(value, at),
+  ),
+  handler: opt.func<Handler<EventMap>>(),
+  batchSize: opt.int(1, 100_000).default(d.batchSize),
+  pollIntervalMs: opt.int(1, 3_600_000).default(d.pollIntervalMs),
+  concurrency: opt.int(1, 10_000).default(d.concurrency),
+  retry: opt
+    .object({
+      attempts: opt.int(1, 100).default(d.retry.attempts),
+      baseDelayMs: opt.int(0).default(d.retry.baseDelayMs),
+      maxDelayMs: opt.int(0).default(d.retry.maxDelayMs),
+      jitter: opt.number(0, 1).default(d.retry.jitter),
+    })
+    .default(() => ({ ...d.retry })),
+  maxDeliveries: opt.int(1).default(d.maxDeliveries),
+  deadLetterTopic: opt.func<(topic: string) => string>().default(() => (topic: string) => `${topic}.dlq`),
+  startFrom: opt.oneOf(['earliest', 'latest']).default(d.startFrom),
+  drainTimeoutMs: opt.int(0).default(d.drainTimeoutMs),
+  lagIntervalMs: opt.int(0).default(d.lagIntervalMs),
+  middleware: opt.array(opt.func<Middleware<EventMap>>(), false).default(() => []),
+  policies: opt.func<(defaults: DefaultPolicies) => readonly Policy[]>().optional(),
+  onStart: opt.func<() => void | Promise<void>>().optional(),
+});
+
+/** A module definition with every default filled in and every value checked. */
+export type ResolvedModule = Infer<typeof moduleSchema> & { transport: string };
+
+/**
+ * Validates a module definition against {@link moduleSchema}; throws a `ConfigError` naming
+ * `modules.<name>.<key>` (and "did you mean …?" for a misspelt key).
+ */
+export function resolveModule(definition: unknown, defaultTransport: string, transports: readonly string[]): ResolvedModule {
+  const root: OptionPath = { source: 'bus', path: 'modules' };
+  const name =
+    typeof definition === 'object' && definition !== null && typeof (definition as { name?: unknown }).name === 'string' && (definition as { name: string }).name
+      ? (definition as { name: string }).name
+      : '<module>';
+  const resolved = moduleSchema.parse(definition, { ...root, path: `modules.${name}` });
+  const transport = resolved.transport ?? defaultTransport;
+  if (!transports.includes(transport)) {
+    fail({ ...root, path: `modules.${name}.transport` }, `must name a configured transport (${transports.join(', ')})`, transport);
+  }
+  return { ...resolved, transport };
 }

@@ -1,15 +1,16 @@
 import { hostname } from 'node:os';
 import type { Codec } from './codec.js';
-import { OptionReader } from './config.js';
 import type { Envelope } from './envelope.js';
-import { BusError, HandlerError, isRetryable } from './errors.js';
-import type { EventMap, Handler, HandlerContext, Middleware } from './events.js';
+import { BusError, DecodeError } from './errors.js';
+import type { EventMap, Handler, HandlerContext } from './events.js';
 import type { Logger } from './logger.js';
 import type { JobLabels, Metrics } from './metrics.js';
-import { type ConsumersDeclaration, DRAIN_SLACK_MS, MODULE_DEFAULTS, type ModuleDefinition } from './module.js';
-import { backoffDelay, type RetryPolicy, sleep } from './retry.js';
-import { noopTracing, type Tracing } from './tracing.js';
-import type { IncomingMessage, StartFrom, Subscription, Transport } from './transport.js';
+import { type ConsumersDeclaration, consumersSchema, DRAIN_SLACK_MS, type ResolvedModule } from './module.js';
+import { defaultPolicies, defaultPolicyOrder } from './policies/index.js';
+import { errorMessage } from './policies/retry.js';
+import { composePolicies, type Delivery, type Outcome, type Step } from './policy.js';
+import type { Tracing } from './tracing.js';
+import type { IncomingMessage, Subscription, Transport } from './transport.js';
 
 /** Headers added to a dead-lettered record. */
 export const DLQ_HEADER = {
@@ -22,78 +23,6 @@ export const DLQ_HEADER = {
   at: 'bus-dlq-at',
 } as const;
 
-/** A module definition with every default filled in and every value checked. */
-export interface ResolvedModule {
-  name: string;
-  transport: string;
-  consumers: ModuleDefinition<EventMap>['consumers'];
-  handler: Handler<EventMap>;
-  batchSize: number;
-  pollIntervalMs: number;
-  concurrency: number;
-  retry: RetryPolicy;
-  maxDeliveries: number;
-  deadLetterTopic: (topic: string) => string;
-  startFrom: StartFrom;
-  drainTimeoutMs: number;
-  lagIntervalMs: number;
-  middleware: readonly Middleware<EventMap>[];
-  onStart: (() => void | Promise<void>) | undefined;
-}
-
-/** Validates a module definition; throws a ConfigError naming `modules.<name>.<key>`. */
-export function resolveModule(definition: unknown, defaultTransport: string, transports: readonly string[]): ResolvedModule {
-  const root: OptionReader = new OptionReader('bus', 'modules');
-  const def = root.object('<module>', definition) as Record<string, unknown>;
-  const name = root.string('<module>.name', def.name);
-  const r: OptionReader = root.at(name);
-  const transport = r.string('transport', def.transport, defaultTransport);
-  if (!transports.includes(transport)) r.fail('transport', `must name a configured transport (${transports.join(', ')})`, transport);
-  if (typeof def.consumers !== 'function') validateConsumers(def.consumers, r);
-  const retryRaw = r.object('retry', def.retry, true) ?? {};
-  const rr = r.at('retry');
-  const d = MODULE_DEFAULTS;
-  const retry: RetryPolicy = {
-    attempts: rr.int('attempts', retryRaw.attempts, d.retry.attempts, 1, 100),
-    baseDelayMs: rr.int('baseDelayMs', retryRaw.baseDelayMs, d.retry.baseDelayMs, 0),
-    maxDelayMs: rr.int('maxDelayMs', retryRaw.maxDelayMs, d.retry.maxDelayMs, 0),
-    jitter: rr.number('jitter', retryRaw.jitter, d.retry.jitter, 0, 1),
-  };
-  const middleware: unknown = def.middleware ?? [];
-  if (!Array.isArray(middleware)) r.fail('middleware', 'must be an array of functions', middleware);
-  for (const [i, m] of middleware.entries()) r.func(`middleware[${i}]`, m);
-  return {
-    name,
-    transport,
-    consumers: def.consumers as ResolvedModule['consumers'],
-    handler: r.func<Handler<EventMap>>('handler', def.handler) as Handler<EventMap>,
-    batchSize: r.int('batchSize', def.batchSize, d.batchSize, 1, 100_000),
-    pollIntervalMs: r.int('pollIntervalMs', def.pollIntervalMs, d.pollIntervalMs, 1, 3_600_000),
-    concurrency: r.int('concurrency', def.concurrency, d.concurrency, 1, 10_000),
-    retry,
-    maxDeliveries: r.int('maxDeliveries', def.maxDeliveries, d.maxDeliveries, 1),
-    deadLetterTopic: r.func<(t: string) => string>('deadLetterTopic', def.deadLetterTopic, true) ?? ((t) => `${t}.dlq`),
-    startFrom: r.oneOf('startFrom', def.startFrom, ['earliest', 'latest'], d.startFrom),
-    drainTimeoutMs: r.int('drainTimeoutMs', def.drainTimeoutMs, d.drainTimeoutMs, 0),
-    lagIntervalMs: r.int('lagIntervalMs', def.lagIntervalMs, d.lagIntervalMs, 0),
-    middleware: middleware as Middleware<EventMap>[],
-    onStart: r.func<() => void>('onStart', def.onStart, true),
-  };
-}
-
-function validateConsumers(value: unknown, r: OptionReader): ConsumersDeclaration {
-  const consumers = r.object('consumers', value) as Record<string, unknown>;
-  const names = Object.keys(consumers);
-  if (names.length === 0) r.fail('consumers', 'must declare at least one consumer', value);
-  const c: OptionReader = r.at('consumers');
-  for (const name of names) {
-    const decl = c.object(name, consumers[name]) as Record<string, unknown>;
-    c.at(name).stringArray('topics', decl.topics);
-    c.at(name).stringArray('events', decl.events);
-  }
-  return consumers as ConsumersDeclaration;
-}
-
 export interface RouterServices {
   codec: Codec;
   metrics: Metrics;
@@ -103,14 +32,29 @@ export interface RouterServices {
 
 let memberSeq = 0;
 
-/** Runs one module on one transport: one subscription (consumer group) per consumer. */
+/** Per consumer: what the runner needs for each of its messages. */
+interface ConsumerRun {
+  consumer: string;
+  group: string;
+  events: Set<string>;
+}
+
+/**
+ * Runs one module on one transport: one subscription (consumer group) per consumer. For each
+ * message: decode → filter (skip events the consumer does not subscribe to) → policies and handler
+ * → settle. Every message ends as exactly one of handled, skipped or dead-lettered, or is released
+ * to the broker for redelivery (the consumer is stopping, or the dead letter could not be written).
+ */
 export class ModuleRunner {
   private readonly subscriptions: { consumer: string; subscription: Subscription }[] = [];
-  /** Aborted as soon as close starts: cuts retry back-offs short (the message is nacked). */
+  /** Aborted as soon as close starts: no handler starts after it; back-offs end (the message is released). */
   private readonly stopping = new AbortController();
   /** Aborted when the drain deadline passes: handlers should give up. */
   private readonly deadline = new AbortController();
-  private readonly chain: Handler<EventMap>;
+  /** Policies and handler, composed once. */
+  private readonly chain: Step;
+  /** The user's middleware around the handler. */
+  private readonly handler: Handler<EventMap>;
   private closed: Promise<void> | undefined;
   private readonly log: Logger;
   private lagTimer: NodeJS.Timeout | undefined;
@@ -120,30 +64,32 @@ export class ModuleRunner {
     private readonly transport: Transport,
     private readonly services: RouterServices,
   ) {
-    this.chain = module.middleware.reduceRight<Handler<EventMap>>((next, mw) => mw(next), module.handler);
     this.log = services.logger.child({ module: module.name, transport: transport.name });
+    this.handler = module.middleware.reduceRight<Handler<EventMap>>((next, mw) => mw(next), module.handler);
+    const defaults = defaultPolicies(module);
+    const policies = module.policies ? module.policies(defaults) : defaultPolicyOrder(defaults);
+    this.chain = composePolicies(policies, (delivery) => this.invoke(delivery));
   }
 
   async start(): Promise<void> {
     const m = this.module;
     await m.onStart?.();
     const declared = typeof m.consumers === 'function' ? await m.consumers() : m.consumers;
-    const consumers = validateConsumers(declared, new OptionReader('bus', `modules.${m.name}`));
+    const consumers = consumersSchema.parse(declared, { source: 'bus', path: `modules.${m.name}.consumers` }) as ConsumersDeclaration;
     for (const [consumer, decl] of Object.entries(consumers)) {
       if (this.stopping.signal.aborted) return;
-      const group = `${m.name}-${consumer}`;
-      const events = new Set<string>(decl.events);
+      const run: ConsumerRun = { consumer, group: `${m.name}-${consumer}`, events: new Set<string>(decl.events) };
       const consumerName = `${hostname()}-${process.pid}-${++memberSeq}`;
       const subscription = await this.transport.subscribe(
         {
-          group,
+          group: run.group,
           topics: decl.topics,
           batchSize: m.batchSize,
           pollIntervalMs: m.pollIntervalMs,
           startFrom: m.startFrom,
           consumerName,
         },
-        (batch) => this.handleBatch(consumer, group, events, batch),
+        (batch) => this.handleBatch(run, batch),
       );
       if (this.stopping.signal.aborted) {
         // close() ran while this subscription was being made: it did not see it.
@@ -151,7 +97,7 @@ export class ModuleRunner {
         return;
       }
       this.subscriptions.push({ consumer, subscription });
-      this.log.info('consumer started', { consumer, group, topics: decl.topics, events: decl.events });
+      this.log.info('consumer started', { consumer, group: run.group, topics: decl.topics, events: decl.events });
     }
     this.watchLag(consumers);
   }
@@ -182,9 +128,9 @@ export class ModuleRunner {
     void report();
   }
 
-  private async handleBatch(consumer: string, group: string, events: Set<string>, batch: IncomingMessage[]): Promise<void> {
+  private async handleBatch(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
     if (this.module.concurrency === 1 || batch.length === 1) {
-      for (const message of batch) await this.handleMessage(consumer, group, events, message, batch.length);
+      for (const message of batch) await this.handleMessage(run, message, batch.length);
       return;
     }
     // Messages with the same key form one lane, run in order; lanes run side by side.
@@ -198,149 +144,113 @@ export class ModuleRunner {
     const queue = [...lanes.values()];
     const worker = async () => {
       for (let lane = queue.shift(); lane; lane = queue.shift()) {
-        for (const message of lane) await this.handleMessage(consumer, group, events, message, batch.length);
+        for (const message of lane) await this.handleMessage(run, message, batch.length);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.module.concurrency, queue.length) }, worker));
   }
 
-  /** Settles the message whatever happens; never throws. */
-  private async handleMessage(
-    consumer: string,
-    group: string,
-    events: Set<string>,
-    message: IncomingMessage,
-    batchSize: number,
-  ): Promise<void> {
-    const { codec, metrics } = this.services;
+  /** Decode → filter → policies and handler → settle. Settles the message whatever happens; never throws. */
+  private async handleMessage(run: ConsumerRun, message: IncomingMessage, batchSize: number): Promise<void> {
+    const { codec } = this.services;
+    const peeked = codec.peekEvent(message);
     const labels: JobLabels = {
       module: this.module.name,
-      consumer,
-      event: codec.peekEvent(message) ?? 'unknown',
+      consumer: run.consumer,
+      event: peeked || 'unknown',
       transport: this.transport.name,
       topic: message.topic,
     };
-    if (labels.event !== 'unknown' && !events.has(labels.event)) {
-      message.ack();
-      metrics.skipped(labels);
+    if (this.stopping.signal.aborted) {
+      // Stopping: start nothing; the broker gives the message to another member (or the next start).
+      this.settle(message, labels, 'released');
+      return;
+    }
+    // Skipped only for a real event name not subscribed to; a missing or empty one is dead-lettered.
+    if (peeked && !run.events.has(peeked)) {
+      this.settle(message, labels, 'skipped');
       return;
     }
     let envelope: Envelope;
     try {
       envelope = codec.decode(message);
+      if (!envelope.event) throw new DecodeError(`[bus] message ${envelope.id || message.id}: the event name is empty`);
     } catch (error) {
-      await this.deadLetter(message, labels, group, error, 0);
+      const stored = await this.deadLetter(message, labels, run.group, error, 0);
+      this.settle(message, labels, stored ? 'dead_lettered' : 'released');
       return;
     }
     labels.event = envelope.event;
-    if (!events.has(envelope.event)) {
-      message.ack();
-      metrics.skipped(labels);
+    if (!run.events.has(envelope.event)) {
+      this.settle(message, labels, 'skipped');
       return;
     }
-    if (message.deliveryCount > this.module.maxDeliveries) {
-      const error = new HandlerError(
-        `[bus] message ${envelope.id} was delivered ${message.deliveryCount} times without being settled ` +
-          `(more than maxDeliveries ${this.module.maxDeliveries}); its consumer probably crashed on it`,
-        0,
-        { retryable: false },
-      );
-      await this.deadLetter(message, labels, group, error, 0);
-      return;
-    }
-    metrics.jobStarted(labels, Math.max(0, (Date.now() - envelope.publishedAt) / 1000));
+    const delivery: Delivery = {
+      module: this.module.name,
+      consumer: run.consumer,
+      group: run.group,
+      transport: this.transport.name,
+      record: message,
+      envelope,
+      labels,
+      batchSize,
+      attempt: 1,
+      stopping: this.stopping.signal,
+      deadline: this.deadline.signal,
+      services: this.services,
+      isFinal: () => true,
+      deadLetter: (error, attempts) => this.deadLetter(message, labels, run.group, error, attempts),
+    };
+    let outcome: Outcome;
     try {
-      const { tracing } = this.services;
-      const run = () => this.runWithRetry(consumer, group, envelope, message, labels);
-      // Without tracing, skip building the trace info: it is per message, on the hot path.
-      const attempts =
-        tracing === noopTracing
-          ? await run()
-          : await tracing.process(
-              {
-                transport: this.transport.name,
-                topic: message.topic,
-                event: envelope.event,
-                messageId: envelope.id,
-                group,
-                module: this.module.name,
-                consumer,
-                batchSize,
-                deliveryCount: message.deliveryCount,
-                headers: envelope.headers,
-              },
-              run,
-            );
-      if (attempts === 0) {
-        // Closing cut a retry short: leave the message to the broker to deliver again.
-        message.nack();
-        return;
-      }
-      message.ack();
+      outcome = await this.chain(delivery);
     } catch (error) {
-      const attempts = error instanceof HandlerError ? error.attempts : 1;
-      await this.deadLetter(message, labels, group, (error as HandlerError).cause ?? error, attempts);
+      this.log.warn('a policy let a failure through; the message is released for redelivery', {
+        consumer: run.consumer,
+        position: message.id,
+        error: errorMessage(error),
+      });
+      outcome = 'released';
     }
+    this.settle(message, labels, outcome);
   }
 
-  /** Resolves the number of attempts used, 0 when stopped before success; throws a HandlerError when all failed. */
-  private async runWithRetry(
-    consumer: string,
-    group: string,
-    envelope: Envelope,
-    message: IncomingMessage,
-    labels: JobLabels,
-  ): Promise<number> {
-    const { metrics } = this.services;
-    const policy = this.module.retry;
-    for (let attempt = 1; ; attempt++) {
-      const context = {
-        module: this.module.name,
-        consumer,
-        event: envelope.event,
-        payload: envelope.payload,
-        signal: this.deadline.signal,
-        message: {
-          id: envelope.id,
-          topic: message.topic,
-          key: envelope.key ?? message.key,
-          headers: envelope.headers,
-          publishedAt: envelope.publishedAt,
-          source: envelope.source,
-          transport: this.transport.name,
-          group,
-          position: message.id,
-          deliveryCount: message.deliveryCount,
-          attempt,
-        },
-      } satisfies HandlerContext<EventMap>;
-      const started = performance.now();
-      try {
-        await this.chain(context);
-        metrics.jobFinished(labels, (performance.now() - started) / 1000, 'success');
-        return attempt;
-      } catch (error) {
-        const cost = (performance.now() - started) / 1000;
-        const last = attempt >= policy.attempts || !isRetryable(error);
-        if (!last && this.stopping.signal.aborted) {
-          metrics.jobFinished(labels, cost, 'retry');
-          return 0;
-        }
-        metrics.jobFinished(labels, cost, last ? 'dead_letter' : 'retry');
-        if (last) {
-          throw new HandlerError(`[bus] handler failed after ${attempt} attempt(s): ${errorMessage(error)}`, attempt, {
-            cause: error,
-          });
-        }
-        metrics.retried(labels);
-        const delay = backoffDelay(policy, attempt);
-        this.log.warn('handler failed, retrying', { consumer, event: envelope.event, id: envelope.id, attempt, delay, error });
-        if (!(await sleep(delay, this.stopping.signal))) return 0;
-      }
-    }
+  private settle(message: IncomingMessage, labels: JobLabels, outcome: Outcome | 'skipped'): void {
+    if (outcome === 'released') message.nack();
+    else message.ack();
+    if (outcome === 'skipped') this.services.metrics.skipped(labels);
+    this.services.metrics.settled(labels, outcome);
   }
 
-  private async deadLetter(message: IncomingMessage, labels: JobLabels, group: string, error: unknown, attempts: number) {
+  /** The innermost step: the user's middleware and handler, for one attempt. */
+  private async invoke(delivery: Delivery): Promise<Outcome> {
+    const { envelope, record } = delivery;
+    const context = {
+      module: delivery.module,
+      consumer: delivery.consumer,
+      event: envelope.event,
+      payload: envelope.payload,
+      signal: delivery.deadline,
+      message: {
+        id: envelope.id,
+        topic: record.topic,
+        key: envelope.key ?? record.key,
+        headers: envelope.headers,
+        publishedAt: envelope.publishedAt,
+        source: envelope.source,
+        transport: delivery.transport,
+        group: delivery.group,
+        position: record.id,
+        deliveryCount: record.deliveryCount,
+        attempt: delivery.attempt,
+      },
+    } satisfies HandlerContext<EventMap>;
+    await this.handler(context);
+    return 'handled';
+  }
+
+  /** Writes the original record to the dead letter with the reason headers; `true` once stored. */
+  private async deadLetter(message: IncomingMessage, labels: JobLabels, group: string, error: unknown, attempts: number): Promise<boolean> {
     const reason = errorMessage(error).slice(0, 2000);
     const topic = this.module.deadLetterTopic(message.topic);
     const headers = { ...message.headers };
@@ -360,22 +270,25 @@ export class ModuleRunner {
     }
     const result = results[0];
     if (result?.ok) {
-      message.ack();
       this.services.metrics.deadLettered(labels, headers[DLQ_HEADER.error] as string);
       this.log.warn('message dead-lettered', { consumer: labels.consumer, topic: message.topic, deadLetterTopic: topic, position: message.id, attempts, reason });
-    } else {
-      // Never acknowledge what is not safely stored elsewhere: the broker delivers it again.
-      message.nack();
-      this.log.error('dead-lettering failed, message left for redelivery', {
-        consumer: labels.consumer,
-        topic: message.topic,
-        position: message.id,
-        error: result && !result.ok ? result.error : undefined,
-      });
+      return true;
     }
+    // Never acknowledge what is not safely stored elsewhere: the broker delivers it again.
+    this.log.error('dead-lettering failed, message left for redelivery', {
+      consumer: labels.consumer,
+      topic: message.topic,
+      position: message.id,
+      error: result && !result.ok ? result.error : undefined,
+    });
+    return false;
   }
 
-  /** Stops fetching, lets running handlers finish within `drainTimeoutMs`, settles, releases. Idempotent. */
+  /**
+   * Stops: from the first call no handler starts (fetched messages are released to the broker),
+   * running handlers get `drainTimeoutMs` before their `signal` aborts, then the subscriptions commit
+   * what finished and close; the whole is bounded by `drainTimeoutMs + DRAIN_SLACK_MS`. Idempotent.
+   */
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.stopping.abort();
@@ -396,9 +309,4 @@ export class ModuleRunner {
     })();
     return this.closed;
   }
-}
-
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
 }

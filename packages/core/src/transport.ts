@@ -31,6 +31,19 @@ export interface TransportCapabilities {
    * again to a member of the same group.
    */
   redeliversUnsettled: boolean;
+  /**
+   * Batch handler calls of one subscription may overlap (e.g. Kafka with
+   * `partitionsConsumedConcurrently` > 1: one call per partition at a time). Overlapping calls never
+   * share a message. When false, a subscription makes one handler call at a time.
+   */
+  concurrentBatches: boolean;
+  /**
+   * `deliveryCount` survives the crash of the consuming process (Redis: the pending-entries list
+   * counts deliveries). When false (Kafka: counts live in the member's memory), a message that
+   * crashes every consumer restarts from 1 after each crash, and `maxDeliveries` only catches
+   * redeliveries within one process.
+   */
+  durableDeliveryCount: boolean;
 }
 
 /** Where a new consumer group starts reading. */
@@ -65,16 +78,22 @@ export interface IncomingMessage extends WireRecord {
 }
 
 /**
- * Receives up to `batchSize` messages. The transport commits the settlements once the returned
- * promise resolves; a message left unsettled is treated as nacked. A rejected promise nacks every
- * unsettled message of the batch.
+ * Receives up to `batchSize` messages. The rules, implemented once by `BatchSettlement` of
+ * `@bus/core/kit` (use it in your transport):
+ * - each message is settled at most once (`ack` or `nack`; the first call wins);
+ * - the transport commits the settlements once the returned promise settles; a message left
+ *   unsettled is nacked, and a rejected promise nacks every unsettled message of the batch;
+ * - calls of one subscription overlap only where `capabilities.concurrentBatches` says so;
+ * - once the subscription is closing, no new call starts: messages fetched and not yet handed to
+ *   the handler are released for redelivery at once.
  */
 export type BatchHandler = (messages: IncomingMessage[]) => Promise<void>;
 
 export interface Subscription {
   /**
-   * Stops fetching, waits for the running batch handler, commits its settlements and releases the
-   * member's connections. Idempotent.
+   * Stops fetching and starts no new handler call (fetched messages not yet handed over are
+   * released), waits for the running batch handler, commits its settlements and releases the
+   * member's connections. Bounded in time; idempotent.
    */
   close(): Promise<void>;
 }

@@ -28,7 +28,7 @@ function pollingLogTransport(): Transport {
   return {
     specificationVersion: 'v1',
     name: 'polling-log',
-    capabilities: { persistent: false, consumerGroups: true, ordering: 'topic', nativeBatching: false, blockingReads: false, redeliversUnsettled: true },
+    capabilities: { persistent: false, consumerGroups: true, ordering: 'topic', nativeBatching: false, blockingReads: false, redeliversUnsettled: true, concurrentBatches: false, durableDeliveryCount: false },
     async publish(topic, records): Promise<PublishResult[]> {
       if (closed) return records.map(() => ({ ok: false, error: new ClosedError('polling-log') }));
       const entries = log(topic);

@@ -1,19 +1,14 @@
-import type { BatchHandler, IncomingMessage, Logger, SubscribeOptions, Subscription } from '@bus/core';
+import type { BatchHandler, Logger, SubscribeOptions, Subscription } from '@bus/core';
+import { BatchSettlement, type DeliveredRecord } from '@bus/core/kit';
 import type { Consumer, ConsumerRunConfig, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { rootMessage, toBusError } from './client.js';
 import type { ResolvedOptions } from './options.js';
 import { fromKafkaMessage } from './wire.js';
 
-type State = 'pending' | 'acked' | 'nacked';
-
-/** One fetched message of a chunk and what became of it. */
-interface Entry {
-  offset: string;
-  state: State;
-  /** Undefined when the message was acknowledged on an earlier delivery and is skipped. */
-  deliveryCount?: number;
-  /** Settlements after the chunk was committed are ignored. */
-  sealed: boolean;
+/** A fetched message handed to the handler, with its delivery count. */
+interface Fetched {
+  message: KafkaMessage;
+  deliveryCount: number;
 }
 
 const SEP = '\u0000';
@@ -36,7 +31,11 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
   private readonly removers: (() => void)[] = [];
   private restartTimer: NodeJS.Timeout | undefined;
   private crashes = 0;
-  private stopping = false;
+  /** Aborted when close starts: no handler call starts after it. */
+  private readonly stop = new AbortController();
+  private get stopping(): boolean {
+    return this.stop.signal.aborted;
+  }
   private joined = false;
   private starting: Promise<void> | undefined;
   /** The latest `consumer.run()` (first start or a restart); close waits for it before stopping. */
@@ -178,33 +177,33 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
       i += raw.length;
 
       const ahead = this.ackedAhead.get(tp);
-      const entries: Entry[] = [];
-      const messages: IncomingMessage[] = [];
+      const fetched: Fetched[] = [];
       for (const m of raw) {
-        if (ahead?.has(m.offset)) {
-          entries.push({ offset: m.offset, state: 'acked', sealed: true });
-          continue;
-        }
+        // Acknowledged on an earlier delivery, after a message that was not: not handed out again.
+        if (ahead?.has(m.offset)) continue;
         // The map only holds redeliveries: while it is empty (the normal case) skip building keys.
         const deliveryCount = this.deliveries.size === 0 ? 1 : (this.deliveries.get(`${tp}${SEP}${m.offset}`) ?? 1);
-        const entry: Entry = { offset: m.offset, state: 'pending', deliveryCount, sealed: false };
-        entries.push(entry);
-        messages.push(this.incoming(topic, partition, m, entry));
+        fetched.push({ message: m, deliveryCount });
       }
-      if (messages.length > 0) await this.runHandler(messages, heartbeat);
+      const settlement = new BatchSettlement(fetched, (f) => this.record(topic, partition, f));
+      const settled = await this.runHandler(settlement, heartbeat);
 
       // The committable position is the end of the acknowledged prefix: Kafka stores one offset per partition.
       let last: string | undefined;
-      let open: Entry | undefined;
-      for (const entry of entries) {
-        entry.sealed = true;
-        if (entry.state === 'acked') {
-          if (this.deliveries.size > 0) this.deliveries.delete(`${tp}${SEP}${entry.offset}`);
-          if (open === undefined) last = entry.offset;
-          else this.remember(tp, entry.offset);
+      let open: string | undefined;
+      let j = 0;
+      for (const m of raw) {
+        const skipped = fetched[j]?.message !== m;
+        const acked = skipped || settled.settlements[j] === 'ack';
+        const deliveryCount = skipped ? 1 : (fetched[j] as Fetched).deliveryCount;
+        if (!skipped) j++;
+        if (acked) {
+          if (this.deliveries.size > 0) this.deliveries.delete(`${tp}${SEP}${m.offset}`);
+          if (open === undefined) last = m.offset;
+          else if (!skipped) this.remember(tp, m.offset);
         } else {
-          open ??= entry;
-          this.deliveries.set(`${tp}${SEP}${entry.offset}`, (entry.deliveryCount ?? 1) + 1);
+          open ??= m.offset;
+          this.deliveries.set(`${tp}${SEP}${m.offset}`, deliveryCount + 1);
         }
       }
       if (last !== undefined) {
@@ -254,7 +253,7 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
   }
 
   /** Runs the handler on one chunk, heartbeating meanwhile so a slow handler keeps the membership. */
-  private async runHandler(messages: IncomingMessage[], heartbeat: () => Promise<void>): Promise<void> {
+  private async runHandler(settlement: BatchSettlement<Fetched>, heartbeat: () => Promise<void>) {
     const timer = setInterval(() => {
       heartbeat().catch((error) => {
         // A rebalance started: the heartbeat after the chunk fails the same way and kafkajs rejoins.
@@ -262,32 +261,21 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
       });
     }, this.options.consumer.heartbeatIntervalMs);
     try {
-      await this.handler(messages);
-    } catch (error) {
-      this.log.warn('batch handler failed; its unsettled messages will be delivered again', { error: rootMessage(error) });
+      const settled = await settlement.run(this.handler, this.stop.signal);
+      if (settled.error !== undefined) {
+        this.log.warn('batch handler failed; its unsettled messages will be delivered again', { error: rootMessage(settled.error as Error) });
+      }
+      return settled;
     } finally {
       clearInterval(timer);
     }
   }
 
-  private incoming(topic: string, partition: number, m: KafkaMessage, entry: Entry): IncomingMessage {
+  private record(topic: string, partition: number, { message: m, deliveryCount }: Fetched): DeliveredRecord {
     const record = fromKafkaMessage(m);
-    const message: IncomingMessage = {
-      topic,
-      id: `${partition}:${m.offset}`,
-      partition,
-      value: record.value,
-      headers: record.headers,
-      deliveryCount: entry.deliveryCount ?? 1,
-      ack() {
-        if (!entry.sealed && entry.state === 'pending') entry.state = 'acked';
-      },
-      nack() {
-        if (!entry.sealed && entry.state === 'pending') entry.state = 'nacked';
-      },
-    };
-    if (record.key !== undefined) message.key = record.key;
-    return message;
+    const out: DeliveredRecord = { topic, id: `${partition}:${m.offset}`, partition, value: record.value, headers: record.headers, deliveryCount };
+    if (record.key !== undefined) out.key = record.key;
+    return out;
   }
 
   /**
@@ -296,7 +284,7 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.stopping = true;
+      this.stop.abort();
       this.abortStart?.();
       clearTimeout(this.restartTimer);
       for (const timer of this.timers) clearTimeout(timer);

@@ -29,6 +29,10 @@ export const KAFKA_CAPABILITIES: Readonly<TransportCapabilities> = Object.freeze
   nativeBatching: true,
   blockingReads: true,
   redeliversUnsettled: true,
+  // True for a transport made with consumer.partitionsConsumedConcurrently > 1 (one call per partition at a time).
+  concurrentBatches: false,
+  // Delivery counts of nacked messages live in the member's memory; a crash starts them again at 1.
+  durableDeliveryCount: false,
 });
 
 /** A {@link Transport} on Apache Kafka, with the options it was made with. */
@@ -77,7 +81,7 @@ export function kafka(options: KafkaTransportOptions): KafkaTransport {
   return {
     specificationVersion: 'v1',
     name: o.name,
-    capabilities: KAFKA_CAPABILITIES,
+    capabilities: o.consumer.partitionsConsumedConcurrently > 1 ? Object.freeze({ ...KAFKA_CAPABILITIES, concurrentBatches: true }) : KAFKA_CAPABILITIES,
     options: o,
 
     attach(context: TransportContext) {

@@ -60,7 +60,16 @@ describe('kafka() options', () => {
     const t = kafka({ brokers: ' 127.0.0.1:9092, [::1]:9093 ' });
     expect(t.name).toBe('kafka');
     expect(t.specificationVersion).toBe('v1');
-    expect(t.capabilities).toEqual({ persistent: true, consumerGroups: true, ordering: 'key', nativeBatching: true, blockingReads: true, redeliversUnsettled: true });
+    expect(t.capabilities).toEqual({
+      persistent: true,
+      consumerGroups: true,
+      ordering: 'key',
+      nativeBatching: true,
+      blockingReads: true,
+      redeliversUnsettled: true,
+      concurrentBatches: false,
+      durableDeliveryCount: false,
+    });
     expect(t.capabilities).toBe(KAFKA_CAPABILITIES);
     expect(t.options).toEqual({
       ...KAFKA_DEFAULTS,

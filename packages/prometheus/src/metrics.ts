@@ -61,6 +61,11 @@ export interface BusPromMetrics {
   retried: Counter<JobLabel>;
   /** `messagebus_dead_lettered_total`: messages written to the dead letter; `reason` is the error code or class. */
   deadLettered: Counter<JobLabel | 'reason'>;
+  /**
+   * `messagebus_messages_total`: every delivered message, once, by how it ended; labels module,
+   * consumer, event, transport, outcome (`handled`, `skipped`, `dead_lettered`, `released`).
+   */
+  messages: Counter<JobLabel | 'outcome'>;
   /** `messagebus_consumer_lag`: messages a group is behind on a topic; labels transport, group, topic. */
   consumerLag: Gauge<'transport' | 'group' | 'topic'>;
   /** `messagebus_pool_size`: connections in a pool; labels transport, pool. */
@@ -92,6 +97,7 @@ const MAX_REASON = 64;
  * - `messagebus_published_total`: transport, topic, event, outcome (`ok`, `error`)
  * - `messagebus_consumed_total`, `messagebus_skipped_total`, `messagebus_retried_total`: module, consumer, event, transport
  * - `messagebus_dead_lettered_total`: module, consumer, event, transport, reason
+ * - `messagebus_messages_total`: module, consumer, event, transport, outcome (`handled`, `skipped`, `dead_lettered`, `released`)
  * - `messagebus_consumer_lag` gauge: transport, group, topic
  * - `messagebus_pool_size`, `messagebus_pool_in_use`, `messagebus_pool_waiting` gauges: transport, pool
  *
@@ -169,6 +175,11 @@ export function prometheus(options: PrometheusOptions = {}): PrometheusMetrics {
     skipped: counter('messagebus_skipped_total', 'Messages of events the consumer does not subscribe to, acknowledged unhandled.', JOB_LABELS),
     retried: counter('messagebus_retried_total', 'Failed handler attempts followed by another attempt.', JOB_LABELS),
     deadLettered: counter('messagebus_dead_lettered_total', 'Messages written to the dead letter (reason: error code or class).', [...JOB_LABELS, 'reason']),
+    messages: counter(
+      'messagebus_messages_total',
+      'Delivered messages by how they ended (outcome: handled, skipped, dead_lettered, released for redelivery).',
+      [...JOB_LABELS, 'outcome'],
+    ),
     // Every worker of a group sees the same lag: across cluster workers take the largest, not the sum.
     consumerLag: gauge('messagebus_consumer_lag', 'Messages a consumer group is behind on a topic.', ['transport', 'group', 'topic'], 'max'),
     poolSize: gauge('messagebus_pool_size', 'Connections in a pool.', ['transport', 'pool'], 'sum'),
@@ -201,6 +212,9 @@ export function prometheus(options: PrometheusOptions = {}): PrometheusMetrics {
     },
     skipped(labels) {
       guard(() => m.skipped.inc(job(labels)));
+    },
+    settled(labels, outcome) {
+      guard(() => m.messages.inc({ ...job(labels), outcome }));
     },
     poolStats(labels, stats: PoolStats) {
       guard(() => {

@@ -1,4 +1,5 @@
-import { type BatchHandler, type IncomingMessage, type Logger, type SubscribeOptions, type Subscription, sleep } from '@bus/core';
+import { type BatchHandler, type Logger, type SubscribeOptions, type Subscription, sleep } from '@bus/core';
+import { BatchSettlement, type DeliveredRecord, type SettledBatch } from '@bus/core/kit';
 import { connect, destroy, isReplyError, keySlot, messageOf, replyCode, toBusError, withTimeout } from './client.js';
 import { type Command, num, parseEntries, parseRead, pipeline, type RawEntry } from './commands.js';
 import type { RedisClient, ResolvedOptions } from './options.js';
@@ -42,9 +43,6 @@ interface Entry {
   fields: (Buffer | string)[];
   deliveryCount: number;
 }
-
-type Settlement = 'ack' | 'nack' | undefined;
-type Message = IncomingMessage & { settlement: Settlement; key_: string };
 
 /**
  * The streams of one subscription that one blocking `XREADGROUP` can read together: all of them on
@@ -333,48 +331,37 @@ class StreamSubscription implements Subscription {
     const refresher = this.refresher(reader, held);
     try {
       for (let i = 0; i < entries.length; i += this.so.batchSize) {
-        const messages = entries.slice(i, i + this.so.batchSize).map((e) => this.message(e));
-        await this.exclusive(async () => {
-          // Closing: give the entries back at once rather than start work close() would wait for.
-          if (this.stopped) return;
-          try {
-            await this.handler(messages);
-          } catch (error) {
-            this.log.debug('batch handler rejected; its unsettled messages are nacked', { error: messageOf(error) });
-          }
-        });
-        await this.commit(reader, messages, held);
+        const batch = new BatchSettlement(entries.slice(i, i + this.so.batchSize), (e) => this.record(e));
+        // One handler call at a time per subscription; once closing, none starts (the batch is released).
+        const settled = await this.exclusive(() => batch.run(this.handler, this.stop.signal));
+        if (settled.error !== undefined) this.log.debug('batch handler rejected; its unsettled messages are nacked', { error: messageOf(settled.error) });
+        await this.commit(reader, settled, held);
       }
     } finally {
       clearInterval(refresher);
     }
   }
 
-  private exclusive(fn: () => Promise<void>): Promise<void> {
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.turn.then(fn);
-    this.turn = run.catch(() => {});
+    this.turn = run.then(
+      () => {},
+      () => {},
+    );
     return run;
   }
 
-  private message(entry: Entry): Message {
+  private record(entry: Entry): DeliveredRecord {
     const record = fromFields(entry.fields, this.o.fields);
-    const message: Message = {
+    const out: DeliveredRecord = {
       topic: this.topicOf.get(entry.key) ?? entry.key,
       id: entry.id,
       value: record.value,
       headers: record.headers,
       deliveryCount: entry.deliveryCount,
-      settlement: undefined,
-      key_: entry.key,
-      ack() {
-        message.settlement ??= 'ack';
-      },
-      nack() {
-        message.settlement ??= 'nack';
-      },
     };
-    if (record.key !== undefined) message.key = record.key;
-    return message;
+    if (record.key !== undefined) out.key = record.key;
+    return out;
   }
 
   /**
@@ -382,9 +369,9 @@ class StreamSubscription implements Subscription {
    * idle for claimIdleMs − nackDelayMs with `XCLAIM … IDLE … JUSTID`, so that any member's next
    * XAUTOCLAIM takes them after nackDelayMs (JUSTID: the claim itself does not count as a delivery).
    */
-  private async commit(reader: Reader, messages: Message[], held: Map<string, Set<string>>): Promise<void> {
-    const acked = groupByKey(messages.filter((m) => m.settlement === 'ack').map((m) => ({ key: m.key_, id: m.id })));
-    const nacked = groupByKey(messages.filter((m) => m.settlement !== 'ack').map((m) => ({ key: m.key_, id: m.id })));
+  private async commit(reader: Reader, settled: SettledBatch<Entry>, held: Map<string, Set<string>>): Promise<void> {
+    const acked = groupByKey(settled.acked);
+    const nacked = groupByKey(settled.nacked);
     const delay = this.stopped ? 0 : this.o.nackDelayMs;
     const commands: Command[] = [];
     for (const [key, list] of acked) commands.push(['XACK', key, this.so.group, ...list.map((e) => e.id)]);
@@ -411,7 +398,8 @@ class StreamSubscription implements Subscription {
         await sleep(200 * attempt);
       }
     }
-    for (const m of messages) held.get(m.key_)?.delete(m.id);
+    for (const e of settled.acked) held.get(e.key)?.delete(e.id);
+    for (const e of settled.nacked) held.get(e.key)?.delete(e.id);
     if (nacked.size > 0) reader.nextClaimAt = Math.min(reader.nextClaimAt, Date.now() + delay);
   }
 

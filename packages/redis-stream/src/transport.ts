@@ -37,6 +37,10 @@ const CAPABILITIES: TransportCapabilities = Object.freeze({
   nativeBatching: true,
   blockingReads: true,
   redeliversUnsettled: true,
+  // One handler call at a time per subscription (its readers take turns).
+  concurrentBatches: false,
+  // The pending-entries list counts deliveries on the server.
+  durableDeliveryCount: true,
 });
 
 /**

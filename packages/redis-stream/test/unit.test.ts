@@ -54,6 +54,8 @@ describe('option validation (at construction, naming the key path)', () => {
       nativeBatching: true,
       blockingReads: true,
       redeliversUnsettled: true,
+      concurrentBatches: false,
+      durableDeliveryCount: true,
     });
     await t.close();
     await t.close();

@@ -1,0 +1,39 @@
+import { HandlerError, isRetryable } from '../errors.js';
+import type { Policy } from '../policy.js';
+import { backoffDelay, type RetryPolicy, sleep } from '../retry.js';
+
+/**
+ * Retries a failing handler in process, with exponential back-off and jitter, while the consumer
+ * holds the message. Non-retryable errors (`BusError` with `retryable: false`, e.g. a
+ * `ValidationError`) are not retried. After the last attempt it throws a {@link HandlerError}
+ * carrying the attempt count (the dead-letter policy catches it). When the consumer starts stopping
+ * during a back-off, the message is `released` for redelivery instead of waiting.
+ */
+export function retryPolicy(policy: RetryPolicy): Policy {
+  return (next) => async (delivery) => {
+    const isFinal = (error: unknown) => delivery.attempt >= policy.attempts || !isRetryable(error);
+    delivery.isFinal = isFinal;
+    for (;;) {
+      try {
+        return await next(delivery);
+      } catch (error) {
+        const attempt = delivery.attempt;
+        if (isFinal(error)) {
+          throw new HandlerError(`[bus] handler failed after ${attempt} attempt(s): ${errorMessage(error)}`, attempt, { cause: error });
+        }
+        if (delivery.stopping.aborted) return 'released';
+        const { services, labels, envelope, consumer } = delivery;
+        services.metrics.retried(labels);
+        const delay = backoffDelay(policy, attempt);
+        services.logger.warn('handler failed, retrying', { consumer, event: envelope.event, id: envelope.id, attempt, delay, error });
+        if (!(await sleep(delay, delivery.stopping))) return 'released';
+        delivery.attempt = attempt + 1;
+      }
+    }
+  };
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}

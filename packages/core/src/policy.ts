@@ -1,0 +1,70 @@
+import type { Envelope } from './envelope.js';
+import type { JobLabels, Metrics } from './metrics.js';
+import type { Logger } from './logger.js';
+import type { Tracing } from './tracing.js';
+import type { IncomingMessage } from './transport.js';
+
+/**
+ * How a message left a consumer's policies:
+ * - `handled`: the handler succeeded; the message is acknowledged;
+ * - `dead_lettered`: it is stored in the dead letter; the message is acknowledged;
+ * - `released`: not handled (the consumer is stopping, or the dead letter could not be written);
+ *   the broker delivers it again.
+ */
+export type Outcome = 'handled' | 'dead_lettered' | 'released';
+
+/** The services of the bus, for policies. */
+export interface PolicyServices {
+  metrics: Metrics;
+  tracing: Tracing;
+  logger: Logger;
+}
+
+/** One decoded message on its way through a consumer's policies to the handler. */
+export interface Delivery {
+  readonly module: string;
+  readonly consumer: string;
+  /** Consumer group, `<module>-<consumer>`. */
+  readonly group: string;
+  readonly transport: string;
+  /** The message as the transport delivered it. Policies read it; the module runner settles it. */
+  readonly record: IncomingMessage;
+  readonly envelope: Envelope;
+  /** Labels for metrics. */
+  readonly labels: JobLabels;
+  /** Messages in the batch this one came in. */
+  readonly batchSize: number;
+  /** Attempt within this delivery, 1 first; a retry policy raises it. */
+  attempt: number;
+  /** Aborted as soon as the consumer starts stopping: start nothing new (a back-off ends in `released`). */
+  readonly stopping: AbortSignal;
+  /** Aborted when the drain deadline has passed: the handler's `signal`. */
+  readonly deadline: AbortSignal;
+  readonly services: PolicyServices;
+  /**
+   * Whether a failure of the current attempt is the last one (no retry follows). A retry policy
+   * replaces it for the policies inside it; without one, every failure is final.
+   */
+  isFinal(error: unknown): boolean;
+  /**
+   * Writes the original record to the consumer's dead-letter topic with the reason headers
+   * (`DLQ_HEADER`); resolves `true` once stored, `false` when the broker refused it.
+   */
+  deadLetter(error: unknown, attempts: number): Promise<boolean>;
+}
+
+/** The rest of the chain, down to the handler. Throws when the handler failed. */
+export type Step = (delivery: Delivery) => Promise<Outcome>;
+
+/**
+ * A consumer policy (retry, dead letter, max deliveries, tracing, metrics, or yours), in the style of
+ * Watermill's router middleware: it gets the next step and returns a step. A policy may call `next`
+ * several times (retry), turn a failure into an outcome (dead letter), or refuse to call it.
+ * A step that throws past every policy releases the message for redelivery.
+ */
+export type Policy = (next: Step) => Step;
+
+/** Wraps `last` in `policies`, the first one outermost. */
+export function composePolicies(policies: readonly Policy[], last: Step): Step {
+  return policies.reduceRight<Step>((next, policy) => policy(next), last);
+}
