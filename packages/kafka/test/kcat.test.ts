@@ -52,12 +52,19 @@ describe('interop with kcat (librdkafka)', () => {
       '-H', 'content-type=application/json',
     ], '{not json\n');
     await kcat(['-P', '-t', topic], 'no envelope at all\n');
+    // An empty event name is dead-lettered, never acknowledged as "not subscribed" and dropped.
+    const emptyEventId = uuidv7();
+    // biome-ignore format: one kcat flag per line
+    await kcat([
+      '-P', '-t', topic, '-k', 'empty',
+      '-H', `ce_id=${emptyEventId}`, '-H', 'ce_type=', '-H', `ce_time=${new Date().toISOString()}`, '-H', 'ce_specversion=1.0',
+    ], '{"orderId":"o4","amount":1}\n');
 
     await waitFor('3 orders handled', () => handled.length >= 3, 30_000);
     let dead: KcatRecord[] = [];
-    for (let i = 0; i < 60 && dead.length < 2; i++) {
+    for (let i = 0; i < 60 && dead.length < 3; i++) {
       dead = await kcatRead(`${topic}.dlq`).catch(() => []);
-      if (dead.length < 2) await new Promise((r) => setTimeout(r, 500));
+      if (dead.length < 3) await new Promise((r) => setTimeout(r, 500));
     }
     await bus.close();
 
@@ -72,7 +79,7 @@ describe('interop with kcat (librdkafka)', () => {
       expect(h.message.headers['x-tenant']).toBe('acme');
       expect(h.message.position).toMatch(/^\d+:\d+$/);
     }
-    expect(dead).toHaveLength(2);
+    expect(dead).toHaveLength(3);
     const byReason = dead.map((r) => ({ r, h: headersOf(r) }));
     const badJson = byReason.find(({ h }) => h[HEADER.id] === garbageId);
     expect(badJson?.r.payload).toBe('{not json');
@@ -84,6 +91,10 @@ describe('interop with kcat (librdkafka)', () => {
     const noEnvelope = byReason.find(({ h }) => h[HEADER.id] === undefined);
     expect(noEnvelope?.r.payload).toBe('no envelope at all');
     expect(noEnvelope?.h[DLQ_HEADER.reason]).toContain('missing header "ce_id"');
+    const emptyEvent = byReason.find(({ h }) => h[HEADER.id] === emptyEventId);
+    expect(emptyEvent?.r.payload).toBe('{"orderId":"o4","amount":1}');
+    expect(emptyEvent?.h[DLQ_HEADER.reason]).toContain('"ce_type"');
+    expect(emptyEvent?.h[DLQ_HEADER.error]).toBe('DECODE');
   }, 90_000);
 
   it.each(['none', 'gzip'] as const)('kcat -C reads what the bus produced (compression %s): JSON value, key, headers', async (compression) => {

@@ -67,8 +67,10 @@ describe('entries written by redis-cli', () => {
     await cli('XADD', key, '*', 'foo', 'bar', 'baz', 'qux');
     await cli('XADD', key, '*', 'ce_specversion', '1.0', 'ce_id', 'cli-2', 'ce_type', 'order.created', 'ce_time', time, 'content-type', 'application/json', '_data', '{oops');
     await cli('XADD', key, '*', 'ce_specversion', '1.0', 'ce_id', 'cli-3', 'ce_type', 'order.created', 'ce_time', time, '_data', '{"orderId":"o-3","amount":5}');
+    // An empty event name is no event the consumer skips: it is dead-lettered, never acknowledged and dropped.
+    await cli('XADD', key, '*', 'ce_specversion', '1.0', 'ce_id', 'cli-4', 'ce_type', '', 'ce_time', time, '_data', '{"orderId":"o-4","amount":1}');
 
-    await waitFor('2 handled and 2 dead-lettered', () => handled.length >= 2 && dlq.length >= 2);
+    await waitFor('2 handled and 3 dead-lettered', () => handled.length >= 2 && dlq.length >= 3);
     await bus.close();
     await dlqSub.close();
 
@@ -79,6 +81,8 @@ describe('entries written by redis-cli', () => {
     const reasons = dlq.map((m) => m.headers[DLQ_HEADER.reason]);
     expect(reasons[0]).toContain('missing header "ce_id"');
     expect(reasons[1]).toContain('not valid JSON');
+    expect(reasons[2]).toContain('"ce_type"');
+    expect(dlq[2]?.headers.ce_id).toBe('cli-4');
     expect(dlq[0]?.headers.foo).toBe('bar');
     expect(dlq.every((m) => m.headers[DLQ_HEADER.error] === 'DECODE' && m.headers[DLQ_HEADER.topic] === topic)).toBe(true);
     // The dead letter is itself a plain stream entry anyone can read.
