@@ -1,17 +1,15 @@
+import { ConfigError, consoleLogger, DRAIN_SLACK_MS, type Logger } from '@bus/core';
 import {
   type Closeable,
-  ConfigError,
   closeOnSignals,
-  consoleLogger,
   createBusFromConfig,
   type HealthServer,
   healthServer,
-  type Logger,
   notifySupervisor,
   type Supervisor,
   supervise,
   WORKER_ENV,
-} from '@bus/core';
+} from '@bus/runtime';
 import { defaultBin } from './bin-path.js';
 import { type LoadedConfig, loadConfig } from './load.js';
 import { type LogLevel, UsageError } from './usage.js';
@@ -143,7 +141,7 @@ export async function runInline(loaded: LoadedConfig, names: readonly string[], 
     },
     {
       // Past the handlers' deadline the engine waits 5 s more, then transports close.
-      timeoutMs: drainTimeoutMs + 8000,
+      timeoutMs: drainTimeoutMs + 2 * DRAIN_SLACK_MS,
       logger,
       onShutdown: () => {
         for (const name of names) state.set(name, 'draining');

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { healthServer, type Logger, type Supervisor, supervise } from '../src/index.js';
+import type { Logger } from '@bus/core';
+import { healthServer, type Supervisor, supervise } from '../src/index.js';
 
 const require = createRequire(import.meta.url);
 const TSX = pathToFileURL(require.resolve('tsx')).href;
-const CORE = pathToFileURL(fileURLToPath(new URL('../src/index.ts', import.meta.url))).href;
+const RUNTIME = pathToFileURL(fileURLToPath(new URL('../src/index.ts', import.meta.url))).href;
 const dir = mkdtempSync(join(tmpdir(), 'bus-supervisor-'));
 const WORKER = join(dir, 'worker.mts');
 
@@ -16,7 +17,7 @@ const WORKER = join(dir, 'worker.mts');
 // take START_MS / CLOSE_MS) under runWorker, or ignore SIGTERM.
 writeFileSync(
   WORKER,
-  `import { runWorker } from ${JSON.stringify(CORE)};
+  `import { runWorker } from ${JSON.stringify(RUNTIME)};
 const { MODE, START_MS = '0', CLOSE_MS = '0', TIMEOUT_MS = '15000' } = process.env;
 const sleep = (ms: string) => new Promise((r) => setTimeout(r, Number(ms)));
 if (MODE === 'crash') {
@@ -143,8 +144,8 @@ describe('supervise()', () => {
   });
 
   it('checks its options, naming the key', () => {
-    expect(() => supervise({ script: WORKER, groups: [] })).toThrow('[bus] supervise.groups must be a non-empty array');
-    expect(() => supervise({ script: WORKER, groups: [{ name: 'g', processes: 0 }] })).toThrow('[bus] supervise.groups[0].processes must be an integer from 1 to 1024, got 0');
+    expect(() => supervise({ script: WORKER, groups: [] })).toThrow('[bus/runtime] supervise.groups must be a non-empty array');
+    expect(() => supervise({ script: WORKER, groups: [{ name: 'g', processes: 0 }] })).toThrow('[bus/runtime] supervise.groups[0].processes must be an integer from 1 to 1024, got 0');
   });
 });
 
