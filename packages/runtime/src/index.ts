@@ -28,6 +28,6 @@ export {
   type WorkerReply,
   type WorkerResponse,
 } from './ipc.js';
-export { type Closeable, type CloseOnSignalsOptions, closeOnSignals, type ShutdownHandle } from './signals.js';
+export { type Closeable, type CloseOnSignalsOptions, closeOnSignals, type EarlySignalsOptions, exitOnEarlySignals, type ShutdownHandle } from './signals.js';
 export { type SuperviseOptions, type Supervisor, supervise, type WorkerGroupOptions, type WorkerInfo, type WorkerStatus } from './supervise.js';
-export { type RunWorkerOptions, runWorker, type Startable, type WorkerHandle } from './worker.js';
+export { type RunWorkerOptions, runWorker, type Startable, type WorkerHandle, type WorkerHealthOptions } from './worker.js';

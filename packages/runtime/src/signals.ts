@@ -68,6 +68,7 @@ export function closeOnSignals(target: Closeable, options: CloseOnSignalsOptions
   const onSignal = (signal: NodeJS.Signals) => shutdown(`${signal} received`);
   const onDisconnect = () => shutdown('supervisor gone');
   for (const s of signals) process.on(s, onSignal);
+  takeOverSignals();
   if (process.send) process.on('disconnect', onDisconnect);
   return {
     shutdown: (reason = 'shutdown requested') => shutdown(reason),
@@ -78,3 +79,50 @@ export function closeOnSignals(target: Closeable, options: CloseOnSignalsOptions
   };
 }
 
+
+/** The handlers of {@link exitOnEarlySignals} while they are installed. */
+let early: { signals: readonly NodeJS.Signals[]; handler: (signal: NodeJS.Signals) => void } | undefined;
+
+/** Options of {@link exitOnEarlySignals}. */
+export interface EarlySignalsOptions {
+  /** Exit code of a process stopped before it started anything. @default 0 */
+  code?: number;
+  /** @default ['SIGTERM', 'SIGINT'] */
+  signals?: readonly NodeJS.Signals[];
+  /** Called with the signal just before exiting (e.g. to log a line). @default undefined */
+  onSignal?: (signal: NodeJS.Signals) => void;
+  /** @default process.exit */
+  exit?: (code: number) => void;
+}
+
+/**
+ * Makes a stop request that comes while a process is still starting (loading its config, importing
+ * its transports) a clean exit: until a real handler takes over, SIGTERM or SIGINT end the process at
+ * once with `code` (0) instead of Node's default death by signal — which a supervisor would count as
+ * a crash. Nothing needs draining yet, so exiting at once is right. Call it first thing in an entry
+ * script; {@link closeOnSignals} and {@link supervise} (with `handleSignals`) remove it when they
+ * install their own handlers, so there is never a moment without a handler nor one with two.
+ * Idempotent.
+ *
+ * @returns a function removing the handlers (idempotent)
+ */
+export function exitOnEarlySignals(options: EarlySignalsOptions = {}): () => void {
+  if (early) return takeOverSignals;
+  const code = new OptionReader('bus/runtime', 'exitOnEarlySignals').int('code', options.code, 0, 0, 255);
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  const exit = options.exit ?? ((c: number) => process.exit(c));
+  const handler = (signal: NodeJS.Signals) => {
+    options.onSignal?.(signal);
+    exit(code);
+  };
+  early = { signals, handler };
+  for (const s of signals) process.on(s, handler);
+  return takeOverSignals;
+}
+
+/** Removes the handlers of {@link exitOnEarlySignals}, if any: a real shutdown handler is in place. */
+export function takeOverSignals(): void {
+  if (!early) return;
+  for (const s of early.signals) process.off(s, early.handler);
+  early = undefined;
+}

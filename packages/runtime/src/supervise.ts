@@ -1,8 +1,9 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { type Logger, OptionReader, silentLogger } from '@bus/core';
 import { type HealthOptions, type HealthServer, healthServer } from './health.js';
 import { type AskFailure, type AskWorkersOptions, type SupervisorRequest, WORKER_ENV, type WorkerMessage, type WorkerReply, type WorkerResponse } from './ipc.js';
-import type { Closeable } from './signals.js';
+import { type Closeable, takeOverSignals } from './signals.js';
 
 /**
  * Worker processes: the seed's `$nums` consumer processes per module and `$restartInterval`, done with
@@ -195,7 +196,8 @@ export function supervise(options: SuperviseOptions): Supervisor {
   let ownedClosed = false;
   const healthServers = new Map<string, HealthServer>();
   let stopping: Promise<number> | undefined;
-  let forced = false;
+  // The exit code of a stop forced by a second signal (128 + the signal's number).
+  let forced: number | undefined;
   let resolveReady: () => void = () => {};
   let rejectReady: (error: Error) => void = () => {};
   const ready = new Promise<void>((resolve, reject) => {
@@ -253,9 +255,9 @@ export function supervise(options: SuperviseOptions): Supervisor {
         const fields = { group: group.name, worker: slot.index, pid: child.pid, code, signal };
         if (stopping) {
           slot.status = 'stopped';
-          if (code === 0) log.info(`worker ${worker} (pid ${child.pid}) ${how}`, fields);
+          if (stoppedCleanly(code, signal)) log.info(`worker ${worker} (pid ${child.pid}) ${how}`, fields);
           else log.warn(`worker ${worker} (pid ${child.pid}) ${how} while stopping`, fields);
-          slot.crashes = code === 0 ? 0 : slot.crashes + 1;
+          slot.crashes = stoppedCleanly(code, signal) ? 0 : slot.crashes + 1;
           resolve();
           return;
         }
@@ -350,18 +352,19 @@ export function supervise(options: SuperviseOptions): Supervisor {
             );
             kill(slot);
           }, group.killTimeoutMs);
-          if (forced) kill(slot);
+          if (forced !== undefined) kill(slot);
           await new Promise<void>((resolve) => {
             if (child.exitCode !== null || child.signalCode !== null) resolve();
             else child.once('exit', () => resolve());
           });
           clearTimeout(timer);
-          if (child.exitCode !== 0) code = 1;
+          if (!stoppedCleanly(child.exitCode, child.signalCode)) code = 1;
         }),
       );
       await Promise.allSettled([...healthServers.values()].map((s) => s.close()));
       ownedClosed = true;
       await Promise.all(owned.splice(0).map(closeQuietly));
+      if (forced !== undefined) code = forced;
       log.info('all workers stopped', { exitCode: code });
       return code;
     })();
@@ -420,9 +423,15 @@ export function supervise(options: SuperviseOptions): Supervisor {
   if (options.handleSignals ?? true) {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
-        forced = true;
-        log.warn(`${signal} again: killing the workers now`);
-        for (const slot of all()) kill(slot);
+        if (forced !== undefined) return;
+        forced = 128 + (osConstants.signals[signal] ?? 15);
+        const running = all().filter((s) => s.child && s.child.exitCode === null && s.child.signalCode === null);
+        log.warn(
+          `${signal} again: not waiting for the drain; killing ${running.length} worker(s) now (SIGKILL) and exiting with code ${forced}. ` +
+            'The broker will deliver their unacknowledged messages again.',
+          { signal, exitCode: forced, workers: running.length },
+        );
+        for (const slot of running) kill(slot);
         return;
       }
       log.info(`${signal} received: draining the workers`);
@@ -434,6 +443,7 @@ export function supervise(options: SuperviseOptions): Supervisor {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    takeOverSignals();
   }
 
   return {
@@ -454,3 +464,13 @@ export function supervise(options: SuperviseOptions): Supervisor {
   };
 }
 
+
+/**
+ * Whether a worker that exited while the supervisor was stopping it went the way it was asked to:
+ * exit code 0 (drained), or death by SIGTERM / SIGINT — the supervisor's own stop signal (or the
+ * terminal's Ctrl-C), which reaches a worker that is still booting, before it installed a handler.
+ * Such a worker had nothing to drain yet. SIGKILL (kill timeout, forced stop) and other codes are not clean.
+ */
+function stoppedCleanly(code: number | null, signal: NodeJS.Signals | null): boolean {
+  return code === 0 || signal === 'SIGTERM' || signal === 'SIGINT';
+}

@@ -22,6 +22,8 @@ const { MODE, START_MS = '0', CLOSE_MS = '0', TIMEOUT_MS = '15000' } = process.e
 const sleep = (ms: string) => new Promise((r) => setTimeout(r, Number(ms)));
 if (MODE === 'crash') {
   setTimeout(() => process.exit(3), 30);
+} else if (MODE === 'boot') {
+  setInterval(() => {}, 1000);
 } else if (MODE === 'ignore') {
   process.on('SIGTERM', () => {});
   setInterval(() => {}, 1000);
@@ -119,6 +121,21 @@ describe('supervise()', () => {
     expect(log.lines.filter((l) => /exited with code 0$/.test(l.msg))).toHaveLength(2);
     expect(supervisor.workers().map((w) => w.status)).toEqual(['stopped', 'stopped']);
     expect(await status(`${base}/live`).catch(() => 0)).toBe(0);
+  });
+
+  it('counts a worker that dies of its stop signal before it installed a handler as stopped cleanly, never as a crash', async () => {
+    // MODE=boot: a worker still booting (no handler yet) when the supervisor stops, as in `bus run`
+    // stopped 0.3 s after its start: Node's default action kills it with the SIGTERM.
+    const { supervisor, log } = start({ MODE: 'boot' }, { processes: 2, restartDelayMs: 50 });
+    await waitFor('both workers forked', () => supervisor.workers().every((w) => w.pid !== undefined));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await supervisor.stop()).toBe(0);
+    expect(log.lines.filter((l) => /was killed by signal SIGTERM$/.test(l.msg)), JSON.stringify(log.lines)).toHaveLength(2);
+    expect(log.lines.filter((l) => l.level !== 'info')).toEqual([]);
+    expect(supervisor.workers().map((w) => [w.status, w.restarts])).toEqual([
+      ['stopped', 0],
+      ['stopped', 0],
+    ]);
   });
 
   it('kills (SIGKILL) a worker that does not exit within killTimeoutMs of SIGTERM, and resolves 1', async () => {
