@@ -13,6 +13,8 @@ const alias = {
   '@bus/prometheus': src('./packages/prometheus/src/index.ts'),
   '@bus/otel': src('./packages/otel/src/index.ts'),
   '@bus/cli': src('./packages/cli/src/index.ts'),
+  '@bus/runtime': src('./packages/runtime/src/index.ts'),
+  '@bus/hyperf-compat': src('./packages/hyperf-compat/src/index.ts'),
 };
 
 const project = (name: string, dir: string) => ({
@@ -36,6 +38,8 @@ export default defineConfig({
       project('prometheus', 'packages/prometheus'),
       project('otel', 'packages/otel'),
       project('cli', 'packages/cli'),
+      project('runtime', 'packages/runtime'),
+      project('hyperf-compat', 'packages/hyperf-compat'),
       project('examples', 'examples/*'),
     ],
     testTimeout: 60_000,

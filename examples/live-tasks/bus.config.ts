@@ -12,7 +12,7 @@
 // Metrics: every process has the bus's Prometheus metrics (prom-client's default registry); each worker
 // exposes them to the supervisor (the `worker` hook), and with BUS_METRICS_PORT the `bus run` parent
 // serves the sum of all workers on http://<host>:$BUS_METRICS_PORT/metrics (the `supervisor` hook).
-import { defineConfig } from '@bus/core';
+import { defineConfig } from '@bus/runtime';
 import { exposeToSupervisor, prometheus, supervisorMetricsServer } from '@bus/prometheus';
 import { Redis } from 'ioredis';
 import { tasksModule } from './src/app.js';

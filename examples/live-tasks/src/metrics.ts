@@ -1,4 +1,4 @@
-import { WORKER_ENV } from '@bus/core';
+import { WORKER_ENV } from '@bus/runtime';
 import { type Registry, register } from 'prom-client';
 
 /** `$BUS_METRICS_PORT`: where to serve /metrics (0 = any free port), or undefined for no endpoint. */

@@ -1,12 +1,36 @@
 #!/usr/bin/env node
-import { main } from './cli.js';
+// No static import on purpose: a `bus run` (the supervisor, and each worker) can be told to stop
+// from its first moment, e.g. by a deploy that changes its mind. Until the CLI installs its own
+// handler (right after loading, before the config loads), a SIGTERM / SIGINT ends `bus run` cleanly
+// with 0: nothing runs yet that needs draining. Node's default would be death by signal, which a
+// supervisor counts as a crash.
+const early = process.argv[2] === 'run';
+const onEarlySignal = (signal: NodeJS.Signals) => {
+  process.stderr.write(`bus: ${signal} received while starting; nothing to drain yet, exiting 0\n`);
+  process.exit(0);
+};
+if (early) {
+  process.on('SIGTERM', onEarlySignal);
+  process.on('SIGINT', onEarlySignal);
+}
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`bus: ${(error as Error)?.stack ?? error}\n`);
-    process.exitCode = 1;
-  },
-);
+// A specifier in a variable stays a runtime import: the bundler does not inline the CLI (and hoist
+// its imports above the handler).
+const entry = './index.js';
+(import(entry) as Promise<typeof import('./index.js')>)
+  .then(({ main }) => {
+    const done = main(process.argv.slice(2));
+    // `main` installs the CLI's own handler synchronously, before its first await.
+    process.off('SIGTERM', onEarlySignal);
+    process.off('SIGINT', onEarlySignal);
+    return done;
+  })
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`bus: ${(error as Error)?.stack ?? error}\n`);
+      process.exitCode = 1;
+    },
+  );

@@ -1,4 +1,5 @@
 import { BusError, consoleLogger, noopMetrics, type Transport } from '@bus/core';
+import { exitOnEarlySignals } from '@bus/runtime';
 import { type DeadLetter, deadLetterTopicOf, listDeadLetters, replayDeadLetters } from './dlq.js';
 import { type LoadedConfig, loadConfig } from './load.js';
 import { publishCommand } from './publish.js';
@@ -89,6 +90,11 @@ export interface MainOptions {
   stdout?: (text: string) => void;
   /** Where errors and help for errors go. @default process.stderr */
   stderr?: (text: string) => void;
+  /**
+   * `bus run`: drain on SIGTERM / SIGINT and exit the process with the run's code; a signal while the
+   * config still loads exits 0 at once. @default true
+   */
+  handleSignals?: boolean;
 }
 
 /**
@@ -108,7 +114,7 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
         out(HELP[rest[0] ?? ''] ?? (HELP[''] as string));
         return command === '' ? 2 : 0;
       case 'run':
-        return await run(rest, out);
+        return await run(rest, out, err, options.handleSignals ?? true);
       case 'publish':
         return await publish(rest, out);
       case 'status':
@@ -134,7 +140,7 @@ function errorText(error: unknown): string {
   return String(error);
 }
 
-async function run(argv: readonly string[], out: (text: string) => void): Promise<number> {
+async function run(argv: readonly string[], out: (text: string) => void, err: (text: string) => void, handleSignals: boolean): Promise<number> {
   const { values, positionals } = parse('run', argv, {
     module: { type: 'string', short: 'm', multiple: true },
     inline: { type: 'boolean' },
@@ -142,6 +148,8 @@ async function run(argv: readonly string[], out: (text: string) => void): Promis
   });
   if (values.help) return help('run', out);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`, 'run');
+  // Before the first await: a stop request while the config loads is a clean exit (see exitOnEarlySignals).
+  if (handleSignals) exitOnEarlySignals({ onSignal: (signal) => err(`bus: ${signal} received while starting; nothing to drain yet, exiting 0`) });
   const level = logLevel('run', values['log-level'], 'info');
   if (values.inline || values.worker) {
     const loaded = await loadConfig(values.config);
@@ -151,6 +159,7 @@ async function run(argv: readonly string[], out: (text: string) => void): Promis
     ...(values.config ? { config: values.config } : {}),
     ...(values.module ? { modules: values.module } : {}),
     logLevel: level,
+    handleSignals,
   });
   return supervisor.stopped;
 }

@@ -4,4 +4,4 @@ export { CONFIG_FILES, findConfig, type LoadedConfig, loadConfig } from './load.
 export { type RunModulesOptions, runModules } from './run.js';
 export { readStatus, type StatusRow } from './status.js';
 export { UsageError } from './usage.js';
-export { type BusConfig, type BusConfigInput, defineConfig, type ModuleConfig } from '@bus/core';
+export { type BusConfig, type BusConfigInput, defineConfig, type ModuleConfig } from '@bus/runtime';

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { extname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type BusConfigInput, type EventMap, type ResolvedConfig, resolveConfig } from '@bus/core';
+import type { EventMap } from '@bus/core';
+import { type BusConfigInput, type ResolvedConfig, resolveConfig } from '@bus/runtime';
 import { UsageError } from './usage.js';
 
 /** File names `bus` looks for, in this order, when no `--config` is given. */

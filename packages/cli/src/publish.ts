@@ -1,4 +1,5 @@
-import { type Bus, createBusFromConfig, type EventMap, type Headers } from '@bus/core';
+import type { Bus, EventMap, Headers } from '@bus/core';
+import { createBusFromConfig } from '@bus/runtime';
 import type { LoadedConfig } from './load.js';
 import { UsageError } from './usage.js';
 

@@ -1,17 +1,5 @@
-import {
-  type Closeable,
-  ConfigError,
-  closeOnSignals,
-  consoleLogger,
-  createBusFromConfig,
-  type HealthServer,
-  healthServer,
-  type Logger,
-  notifySupervisor,
-  type Supervisor,
-  supervise,
-  WORKER_ENV,
-} from '@bus/core';
+import { ConfigError, consoleLogger, type Logger } from '@bus/core';
+import { type Closeable, createBusFromConfig, runWorker, type Supervisor, supervise, WORKER_ENV, workerCloseTimeoutMs } from '@bus/runtime';
 import { defaultBin } from './bin-path.js';
 import { type LoadedConfig, loadConfig } from './load.js';
 import { type LogLevel, UsageError } from './usage.js';
@@ -105,10 +93,11 @@ export function selectModules(loaded: LoadedConfig, wanted: readonly string[] | 
 }
 
 /**
- * Runs modules in this process (`bus run --inline`, and each worker of `bus run`): runs the config's
- * `worker` hook, starts the modules, reports ready (to the supervisor and on `/ready`), and drains on
+ * Runs modules in this process (`bus run --inline`, and each worker of `bus run`) with
+ * {@link runWorker}: signal handlers first, then (inline only) the modules' health servers, the
+ * config's `worker` hook, the modules one after the other, ready to the supervisor; drains on
  * SIGTERM / SIGINT (closing what the hook returned after the bus), then exits.
- * Never resolves while running; resolves 1 when a module fails to start.
+ * Never resolves while running; resolves 1 when the hook or a module fails to start.
  */
 export async function runInline(loaded: LoadedConfig, names: readonly string[], options: { worker: boolean; logLevel: LogLevel }): Promise<number> {
   const base = loaded.config.logger ?? consoleLogger(options.logLevel);
@@ -116,65 +105,31 @@ export async function runInline(loaded: LoadedConfig, names: readonly string[], 
     ? base.child({ module: process.env[WORKER_ENV.group], worker: Number(process.env[WORKER_ENV.index] ?? 0), pid: process.pid })
     : base;
   const bus = createBusFromConfig({ ...loaded.config, logger });
-  const hooked: Closeable[] = [];
-  const state = new Map<string, 'starting' | 'ready' | 'draining'>(names.map((n) => [n, 'starting']));
-  const servers: HealthServer[] = [];
-  // Under a supervisor, the parent serves the module's health (it knows every worker).
-  if (!options.worker) {
-    for (const m of loaded.modules) {
-      if (!m.health || !names.includes(m.name)) continue;
-      const server = await healthServer({ ...m.health, check: () => ({ ready: state.get(m.name) === 'ready', detail: { module: m.name, status: state.get(m.name) } }) });
-      servers.push(server);
-      logger.info(`health of ${m.name} on http://${server.host}:${server.port}/ready`, { module: m.name, port: server.port });
-    }
-  }
-  const drainTimeoutMs = Math.max(...loaded.modules.filter((m) => names.includes(m.name)).map((m) => m.drainTimeoutMs));
-  const keepAlive = setInterval(() => {}, 1 << 30);
-  const handle = closeOnSignals(
-    {
-      close: async () => {
-        try {
-          await bus.close();
-        } finally {
-          clearInterval(keepAlive);
-          await Promise.allSettled([...servers, ...hooked].map((s) => s.close()));
-        }
-      },
-    },
-    {
-      // Past the handlers' deadline the engine waits 5 s more, then transports close.
-      timeoutMs: drainTimeoutMs + 8000,
+  const selected = loaded.modules.filter((m) => names.includes(m.name));
+  const drainTimeoutMs = Math.max(...selected.map((m) => m.drainTimeoutMs));
+  const hook = loaded.config.worker;
+  try {
+    await runWorker(bus, {
+      modules: names,
+      timeoutMs: workerCloseTimeoutMs(drainTimeoutMs),
       logger,
-      onShutdown: () => {
-        for (const name of names) state.set(name, 'draining');
-      },
-    },
-  );
-  if (loaded.config.worker) {
-    try {
-      const resource = checkHookResult('worker', await loaded.config.worker({ modules: names, supervised: options.worker, logger }));
-      if (resource) hooked.push(resource);
-    } catch (error) {
-      logger.error(`the config's worker hook failed: ${(error as Error)?.message ?? error}`, { error });
-      handle.remove();
-      clearInterval(keepAlive);
-      await Promise.allSettled([bus.close(), ...servers.map((s) => s.close())]);
-      return 1;
-    }
+      // Under a supervisor, the parent serves the module's health (it knows every worker).
+      ...(options.worker ? {} : { health: selected.flatMap((m) => (m.health ? [{ ...m.health, modules: [m.name] }] : [])) }),
+      ...(hook
+        ? {
+            setup: async () => {
+              try {
+                return checkHookResult('worker', await hook({ modules: names, supervised: options.worker, logger }));
+              } catch (error) {
+                logger.error(`the config's worker hook failed: ${(error as Error)?.message ?? error}`, { error });
+                throw error;
+              }
+            },
+          }
+        : {}),
+    });
+  } catch {
+    return 1;
   }
-  for (const name of names) {
-    try {
-      await bus.start({ modules: [name] });
-    } catch (error) {
-      logger.error(`module ${name} failed to start: ${(error as Error)?.message}`, { module: name, error });
-      handle.remove();
-      clearInterval(keepAlive);
-      await Promise.allSettled([bus.close(), ...[...servers, ...hooked].map((s) => s.close())]);
-      return 1;
-    }
-    if (state.get(name) === 'starting') state.set(name, 'ready');
-    logger.info(`module ${name} started`, { module: name });
-  }
-  notifySupervisor('ready');
   return new Promise<number>(() => {});
 }

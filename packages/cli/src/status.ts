@@ -1,4 +1,5 @@
-import { type ConsumersDeclaration, createBusFromConfig, type LagInfo } from '@bus/core';
+import type { ConsumersDeclaration, LagInfo } from '@bus/core';
+import { createBusFromConfig } from '@bus/runtime';
 import type { LoadedConfig } from './load.js';
 import { DLQ_REPLAY_GROUP, deadLetterTopicOf } from './dlq.js';
 

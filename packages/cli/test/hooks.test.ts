@@ -63,10 +63,10 @@ describe('bus run with supervisor and worker hooks', { timeout: 60_000 }, () => 
   });
 
   it('rejects a hook that is not a function, naming the key', async () => {
-    const { resolveConfig, memoryTransport } = await import('@bus/core');
+    const { resolveConfig, memoryTransport } = await Promise.all([import('@bus/runtime'), import('@bus/core')]).then(([r, c]) => ({ ...r, ...c }));
     await expect(resolveConfig({ transports: { memory: memoryTransport() }, supervisor: 'nope' as never })).rejects.toThrow(
-      '[bus] config.supervisor must be a function, got "nope"',
+      '[bus/runtime] config.supervisor must be a function, got "nope"',
     );
-    await expect(resolveConfig({ transports: { memory: memoryTransport() }, worker: 42 as never })).rejects.toThrow('[bus] config.worker must be a function, got 42');
+    await expect(resolveConfig({ transports: { memory: memoryTransport() }, worker: 42 as never })).rejects.toThrow('[bus/runtime] config.worker must be a function, got 42');
   });
 });

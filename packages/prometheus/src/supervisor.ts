@@ -1,4 +1,5 @@
-import { answerSupervisor, isSupervisedWorker, OptionReader, type Supervisor, type WorkerReply } from '@bus/core';
+import { OptionReader } from '@bus/core';
+import { answerSupervisor, isSupervisedWorker, type Supervisor, type WorkerReply } from '@bus/runtime';
 import { AggregatorRegistry, type Registry, register } from 'prom-client';
 import { type MetricsServer, metricsHandler, serve } from './server.js';
 

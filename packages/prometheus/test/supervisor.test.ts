@@ -1,7 +1,7 @@
 // supervisorMetricsServer + exposeToSupervisor: the workers of @bus/core's fork-based supervise() behind
 // one scrape, aggregated over the supervisor's IPC channel.
 import { fileURLToPath } from 'node:url';
-import { type Supervisor, supervise } from '@bus/core';
+import { type Supervisor, supervise } from '@bus/runtime';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exposeToSupervisor, type MetricsServer, supervisorMetricsServer } from '../src/index.js';
@@ -21,7 +21,7 @@ beforeAll(async () => {
     format: 'esm',
     target: 'node20',
     external: ['prom-client'],
-    alias: { '@bus/core': here('../../core/src/index.ts') },
+    alias: { '@bus/core': here('../../core/src/index.ts'), '@bus/runtime': here('../../runtime/src/index.ts') },
     logLevel: 'silent',
   });
 });

@@ -1,8 +1,5 @@
 import { hostname } from 'node:os';
-import type { Codec } from './codec.js';
-import { OptionReader } from './config.js';
-import type { Envelope, Headers, WireRecord } from './envelope.js';
-import { DecodeError, PublishError } from './errors.js';
+import { type Codec, DecodeError, type Envelope, type Headers, OptionReader, PublishError, type WireRecord } from '@bus/core';
 import { PhpFloat, type PhpValue, phpFloatString, phpSerialize, phpUnserialize } from './php-serialize.js';
 
 /** Field names of the PHP bus's envelope (`MessageStructHeaderStruct` / `MessageStructPayloadStruct`). */
@@ -76,7 +73,7 @@ export interface HyperfMessagebusCodecOptions {
  * {@link DecodeError}s (the message is dead-lettered).
  */
 export function hyperfMessagebusCodec(options: HyperfMessagebusCodecOptions): Codec {
-  const r = new OptionReader('bus', 'hyperfMessagebusCodec');
+  const r = new OptionReader('bus/hyperf-compat', 'hyperfMessagebusCodec');
   const o = r.object('options', options) as Record<string, unknown>;
   const wire = o.wire === undefined ? r.fail('wire', 'must be "kafka" or "redis"', undefined) : r.oneOf<HyperfMessagebusWire>('wire', o.wire, ['kafka', 'redis'], 'kafka');
   const app = r.optionalString('app', o.app) ?? '';
@@ -93,7 +90,7 @@ export function hyperfMessagebusCodec(options: HyperfMessagebusCodecOptions): Co
     }
   }
   const fail = (envelope: Envelope, message: string, cause?: unknown): PublishError => {
-    return new PublishError(`[bus] hyperf-messagebus codec (${wire}): event "${envelope.event}", message ${envelope.id}: ${message}`, { cause, retryable: false });
+    return new PublishError(`[bus/hyperf-compat] hyperf-messagebus codec (${wire}): event "${envelope.event}", message ${envelope.id}: ${message}`, { cause, retryable: false });
   };
 
   const checkEnvelope = (envelope: Envelope): Record<string, unknown> => {
@@ -168,14 +165,14 @@ export function hyperfMessagebusCodec(options: HyperfMessagebusCodecOptions): Co
   const decodeKafka = (record: WireRecord): Envelope => {
     const where = record.headers[F.messageId] ? `message ${record.headers[F.messageId]}` : 'message';
     const bad = (message: string): DecodeError => {
-      return new DecodeError(`[bus] hyperf-messagebus codec (kafka): ${where}: ${message}`);
+      return new DecodeError(`[bus/hyperf-compat] hyperf-messagebus codec (kafka): ${where}: ${message}`);
     };
     if (record.value.length === 0) throw bad('the record has no value (expected PHP serialize() data)');
     let root: PhpValue;
     try {
       root = phpUnserialize(record.value);
     } catch (error) {
-      throw new DecodeError(`[bus] hyperf-messagebus codec (kafka): ${where}: ${(error as Error).message}`, { cause: error });
+      throw new DecodeError(`[bus/hyperf-compat] hyperf-messagebus codec (kafka): ${where}: ${(error as Error).message}`, { cause: error });
     }
     const message = assoc(root);
     if (!message) throw bad('the value is not a serialized array');
@@ -209,7 +206,7 @@ export function hyperfMessagebusCodec(options: HyperfMessagebusCodecOptions): Co
     const event = h[F.event];
     const where = id ? `message ${id}` : 'entry';
     const bad = (message: string): DecodeError => {
-      return new DecodeError(`[bus] hyperf-messagebus codec (redis): ${where}: ${message}`);
+      return new DecodeError(`[bus/hyperf-compat] hyperf-messagebus codec (redis): ${where}: ${message}`);
     };
     if (!event) throw bad(`missing field "${F.event}" (event name)`);
     if (!id) throw bad(`missing field "${F.messageId}"`);

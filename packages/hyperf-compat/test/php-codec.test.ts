@@ -1,20 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import {
-  type BusError,
-  createBus,
-  DecodeError,
-  type Envelope,
-  hyperfMessagebusCodec,
-  memoryTransport,
-  PhpFloat,
-  phpFloatString,
-  phpSerialize,
-  PhpUnserializeError,
-  phpUnserialize,
-  PublishError,
-  type WireRecord,
-} from '../src/index.js';
+import { type BusError, createBus, DecodeError, type Envelope, memoryTransport, PublishError, type WireRecord } from '@bus/core';
+import { hyperfMessagebusCodec, PhpFloat, phpFloatString, phpSerialize, PhpUnserializeError, phpUnserialize } from '../src/index.js';
 
 /*
  * Checked against real PHP (php-cli ≥ 8). These tests fail, not skip, when `php` is missing: the
@@ -501,7 +488,7 @@ describe('hyperfMessagebusCodec, Redis wire', () => {
 
 describe('hyperfMessagebusCodec options', () => {
   it('are validated with errors naming the option', () => {
-    expect(() => hyperfMessagebusCodec({} as never)).toThrow('[bus] hyperfMessagebusCodec.wire must be "kafka" or "redis", got undefined');
+    expect(() => hyperfMessagebusCodec({} as never)).toThrow('[bus/hyperf-compat] hyperfMessagebusCodec.wire must be "kafka" or "redis", got undefined');
     expect(() => hyperfMessagebusCodec({ wire: 'amqp' as never })).toThrow(/hyperfMessagebusCodec.wire must be one of "kafka", "redis"/);
     expect(() => hyperfMessagebusCodec({ wire: 'redis', host: '' })).toThrow(/hyperfMessagebusCodec.host must be a non-empty string/);
     expect(() => hyperfMessagebusCodec({ wire: 'redis', carryHeaders: ['_app'] })).toThrow(/carryHeaders must not name the PHP envelope field "_app"/);

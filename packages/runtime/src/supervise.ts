@@ -1,8 +1,9 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { OptionReader } from './config.js';
-import { type Logger, silentLogger } from './logger.js';
+import { constants as osConstants } from 'node:os';
+import { type Logger, OptionReader, silentLogger } from '@bus/core';
+import { type HealthOptions, type HealthServer, healthServer } from './health.js';
+import { type AskFailure, type AskWorkersOptions, type SupervisorRequest, WORKER_ENV, type WorkerMessage, type WorkerReply, type WorkerResponse } from './ipc.js';
+import { type Closeable, takeOverSignals } from './signals.js';
 
 /**
  * Worker processes: the seed's `$nums` consumer processes per module and `$restartInterval`, done with
@@ -14,44 +15,6 @@ import { type Logger, silentLogger } from './logger.js';
  * worker's state), and `{bus: 'request'}` / `{bus: 'response'}` with an id for
  * {@link Supervisor.askWorkers} / {@link answerSupervisor} (e.g. collecting every worker's metrics).
  */
-
-/** Environment variables the supervisor gives each worker. */
-export const WORKER_ENV = {
-  /** Name of the worker's group (the module it runs). */
-  group: 'BUS_WORKER_GROUP',
-  /** 0-based slot of the worker in its group; a restarted worker keeps its slot. */
-  index: 'BUS_WORKER_INDEX',
-} as const;
-
-/** IPC messages between a worker and its supervisor (`process.send`). */
-export type WorkerMessage = { bus: 'worker'; state: 'ready' | 'draining' };
-
-/** IPC request of {@link Supervisor.askWorkers} to a worker: answer `topic`, quoting `id`. */
-export type SupervisorRequest = { bus: 'request'; id: number; topic: string };
-
-/** IPC answer of a worker to a {@link SupervisorRequest} (see {@link answerSupervisor}). */
-export type WorkerResponse =
-  | { bus: 'response'; id: number; ok: true; value: unknown }
-  | { bus: 'response'; id: number; ok: false; reason: 'no-handler' | 'error'; error: string };
-
-/** Options of {@link Supervisor.askWorkers}. */
-export interface AskWorkersOptions {
-  /** How long to wait for the answers, in ms; a worker silent this long is reported as `timeout`. @default 5000 */
-  timeoutMs?: number;
-}
-
-/**
- * Why a worker gave no value to {@link Supervisor.askWorkers}:
- * - `timeout`: no answer within `timeoutMs` (also a worker that never called {@link answerSupervisor});
- * - `no-handler`: the worker answers requests, but has no handler for this topic;
- * - `error`: its handler threw or rejected (or returned a value IPC cannot carry); `error` has the message;
- * - `exited`: the worker exited, or its IPC channel closed, before answering.
- */
-export type AskFailure = 'timeout' | 'no-handler' | 'error' | 'exited';
-
-/** One worker's reply to {@link Supervisor.askWorkers}. */
-export type WorkerReply<T = unknown> = WorkerInfo &
-  ({ ok: true; value: T } | { ok: false; reason: AskFailure; error: string });
 
 /** One kind of worker: `processes` copies of the same script, e.g. all the workers of one module. */
 export interface WorkerGroupOptions {
@@ -194,7 +157,7 @@ interface ResolvedGroup {
  * ```
  */
 export function supervise(options: SuperviseOptions): Supervisor {
-  const r: OptionReader = new OptionReader('bus', 'supervise');
+  const r: OptionReader = new OptionReader('bus/runtime', 'supervise');
   r.object('options', options);
   const script = r.string('script', options.script);
   const baseArgs = options.args ?? [];
@@ -233,7 +196,8 @@ export function supervise(options: SuperviseOptions): Supervisor {
   let ownedClosed = false;
   const healthServers = new Map<string, HealthServer>();
   let stopping: Promise<number> | undefined;
-  let forced = false;
+  // The exit code of a stop forced by a second signal (128 + the signal's number).
+  let forced: number | undefined;
   let resolveReady: () => void = () => {};
   let rejectReady: (error: Error) => void = () => {};
   const ready = new Promise<void>((resolve, reject) => {
@@ -291,9 +255,9 @@ export function supervise(options: SuperviseOptions): Supervisor {
         const fields = { group: group.name, worker: slot.index, pid: child.pid, code, signal };
         if (stopping) {
           slot.status = 'stopped';
-          if (code === 0) log.info(`worker ${worker} (pid ${child.pid}) ${how}`, fields);
+          if (stoppedCleanly(code, signal)) log.info(`worker ${worker} (pid ${child.pid}) ${how}`, fields);
           else log.warn(`worker ${worker} (pid ${child.pid}) ${how} while stopping`, fields);
-          slot.crashes = code === 0 ? 0 : slot.crashes + 1;
+          slot.crashes = stoppedCleanly(code, signal) ? 0 : slot.crashes + 1;
           resolve();
           return;
         }
@@ -365,7 +329,7 @@ export function supervise(options: SuperviseOptions): Supervisor {
 
   const stop = (): Promise<number> => {
     stopping ??= (async () => {
-      rejectReady(new Error('[bus] supervisor stopped before every worker was ready'));
+      rejectReady(new Error('[bus/runtime] supervisor stopped before every worker was ready'));
       const list = all();
       let code = 0;
       await Promise.all(
@@ -388,18 +352,19 @@ export function supervise(options: SuperviseOptions): Supervisor {
             );
             kill(slot);
           }, group.killTimeoutMs);
-          if (forced) kill(slot);
+          if (forced !== undefined) kill(slot);
           await new Promise<void>((resolve) => {
             if (child.exitCode !== null || child.signalCode !== null) resolve();
             else child.once('exit', () => resolve());
           });
           clearTimeout(timer);
-          if (child.exitCode !== 0) code = 1;
+          if (!stoppedCleanly(child.exitCode, child.signalCode)) code = 1;
         }),
       );
       await Promise.allSettled([...healthServers.values()].map((s) => s.close()));
       ownedClosed = true;
       await Promise.all(owned.splice(0).map(closeQuietly));
+      if (forced !== undefined) code = forced;
       log.info('all workers stopped', { exitCode: code });
       return code;
     })();
@@ -408,7 +373,7 @@ export function supervise(options: SuperviseOptions): Supervisor {
   };
 
   const askWorkers = <T>(topic: string, askOptions: AskWorkersOptions = {}): Promise<WorkerReply<T>[]> => {
-    const ar = new OptionReader('bus', 'askWorkers');
+    const ar = new OptionReader('bus/runtime', 'askWorkers');
     ar.string('topic', topic);
     ar.object('options', askOptions);
     const timeoutMs = ar.int('timeoutMs', askOptions.timeoutMs, 5000, 1);
@@ -458,9 +423,15 @@ export function supervise(options: SuperviseOptions): Supervisor {
   if (options.handleSignals ?? true) {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
-        forced = true;
-        log.warn(`${signal} again: killing the workers now`);
-        for (const slot of all()) kill(slot);
+        if (forced !== undefined) return;
+        forced = 128 + (osConstants.signals[signal] ?? 15);
+        const running = all().filter((s) => s.child && s.child.exitCode === null && s.child.signalCode === null);
+        log.warn(
+          `${signal} again: not waiting for the drain; killing ${running.length} worker(s) now (SIGKILL) and exiting with code ${forced}. ` +
+            'The broker will deliver their unacknowledged messages again.',
+          { signal, exitCode: forced, workers: running.length },
+        );
+        for (const slot of running) kill(slot);
         return;
       }
       log.info(`${signal} received: draining the workers`);
@@ -472,6 +443,7 @@ export function supervise(options: SuperviseOptions): Supervisor {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    takeOverSignals();
   }
 
   return {
@@ -481,7 +453,7 @@ export function supervise(options: SuperviseOptions): Supervisor {
     workers: () => all().map(({ group, index, pid, status, restarts }) => ({ group, index, pid, status, restarts })),
     askWorkers,
     closeOnStop: (resource) => {
-      if (typeof resource?.close !== 'function') new OptionReader('bus', 'closeOnStop').fail('resource', 'must have a close() method', resource);
+      if (typeof resource?.close !== 'function') new OptionReader('bus/runtime', 'closeOnStop').fail('resource', 'must have a close() method', resource);
       if (ownedClosed) void closeQuietly(resource);
       else owned.push(resource);
     },
@@ -492,289 +464,13 @@ export function supervise(options: SuperviseOptions): Supervisor {
   };
 }
 
-/** Something with a bounded `close()`, e.g. a `Bus`. */
-export interface Closeable {
-  close(): Promise<void>;
-}
-
-export interface CloseOnSignalsOptions {
-  /**
-   * Longest wait for `close()`; past it the process exits with code 1 (the supervisor would kill it
-   * anyway). Make it longer than the modules' `drainTimeoutMs`. @default 15000
-   */
-  timeoutMs?: number;
-  /** @default ['SIGTERM', 'SIGINT'] */
-  signals?: readonly NodeJS.Signals[];
-  /** Called first, when shutdown starts (e.g. to report not-ready). */
-  onShutdown?: (reason: string) => void;
-  /** Exits the process after closing (0, or 1 on timeout or error). @default process.exit */
-  exit?: (code: number) => void;
-  /** @default silentLogger */
-  logger?: Logger;
-}
-
-/** What {@link closeOnSignals} returns. */
-export interface ShutdownHandle {
-  /** Starts the shutdown now, as a signal would. Idempotent. */
-  shutdown(reason?: string): void;
-  /** Removes the signal handlers (a shutdown already started goes on). */
-  remove(): void;
-}
 
 /**
- * Installs the worker side of graceful shutdown: on SIGTERM or SIGINT (or when the supervisor's IPC
- * channel goes away, i.e. the parent died), calls `target.close()` — for a bus: stop fetching, let
- * running handlers finish within `drainTimeoutMs`, acknowledge, close pools — then exits 0. Bounded
- * by `timeoutMs`.
+ * Whether a worker that exited while the supervisor was stopping it went the way it was asked to:
+ * exit code 0 (drained), or death by SIGTERM / SIGINT — the supervisor's own stop signal (or the
+ * terminal's Ctrl-C), which reaches a worker that is still booting, before it installed a handler.
+ * Such a worker had nothing to drain yet. SIGKILL (kill timeout, forced stop) and other codes are not clean.
  */
-export function closeOnSignals(target: Closeable, options: CloseOnSignalsOptions = {}): ShutdownHandle {
-  const timeoutMs = new OptionReader('bus', 'closeOnSignals').int('timeoutMs', options.timeoutMs, 15_000, 0);
-  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
-  const exit = options.exit ?? ((code: number) => process.exit(code));
-  const log = options.logger ?? silentLogger;
-  let closing = false;
-  const shutdown = (reason: string) => {
-    if (closing) return;
-    closing = true;
-    options.onShutdown?.(reason);
-    notifySupervisor('draining');
-    log.info(`${reason}: draining`, { timeoutMs });
-    const timer = setTimeout(() => {
-      log.error(`close() did not finish within ${timeoutMs} ms; exiting with code 1`);
-      exit(1);
-    }, timeoutMs);
-    target.close().then(
-      () => {
-        clearTimeout(timer);
-        log.info('drained; exiting');
-        exit(0);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        log.error('close() failed; exiting with code 1', { error });
-        exit(1);
-      },
-    );
-  };
-  const onSignal = (signal: NodeJS.Signals) => shutdown(`${signal} received`);
-  const onDisconnect = () => shutdown('supervisor gone');
-  for (const s of signals) process.on(s, onSignal);
-  if (process.send) process.on('disconnect', onDisconnect);
-  return {
-    shutdown: (reason = 'shutdown requested') => shutdown(reason),
-    remove: () => {
-      for (const s of signals) process.off(s, onSignal);
-      process.off('disconnect', onDisconnect);
-    },
-  };
-}
-
-/** Tells the supervisor (if this process has one) about this worker's state. No-op otherwise. */
-export function notifySupervisor(state: WorkerMessage['state']): void {
-  if (!process.send || !process.connected) return;
-  const message: WorkerMessage = { bus: 'worker', state };
-  try {
-    process.send(message);
-  } catch {
-    // The channel closed in between: the parent is gone, and `closeOnSignals` handles that.
-  }
-}
-
-/**
- * Whether this process is a worker started by {@link supervise} (it has the supervisor's IPC channel
- * and `BUS_WORKER_GROUP`). False in the `bus run` parent, in `bus run --inline`, in plain scripts.
- */
-export function isSupervisedWorker(): boolean {
-  return typeof process.send === 'function' && process.env[WORKER_ENV.group] !== undefined;
-}
-
-/** What a worker's {@link answerSupervisor} handler returns: a JSON-serializable value, or a promise of one. */
-export type AnswerHandler = () => unknown;
-
-const answerHandlers = new Map<string, AnswerHandler>();
-
-const sendToSupervisor = (message: WorkerResponse): void => {
-  if (!process.send || !process.connected) return;
-  try {
-    // With a callback, a channel that closed in between reports here instead of as an 'error' event.
-    process.send(message, undefined, {}, () => {});
-  } catch (error) {
-    // Serialization failed (e.g. a circular value): the supervisor gets the reason rather than a timeout.
-    if (message.ok) sendToSupervisor({ bus: 'response', id: message.id, ok: false, reason: 'error', error: `answer not serializable: ${(error as Error).message}` });
-  }
-};
-
-const onSupervisorRequest = (message: unknown): void => {
-  const m = message as Partial<SupervisorRequest> | null;
-  if (m?.bus !== 'request' || typeof m.id !== 'number' || typeof m.topic !== 'string') return;
-  const id = m.id;
-  const handler = answerHandlers.get(m.topic);
-  if (!handler) {
-    sendToSupervisor({ bus: 'response', id, ok: false, reason: 'no-handler', error: `no handler for "${m.topic}" in worker pid ${process.pid}` });
-    return;
-  }
-  Promise.resolve()
-    .then(handler)
-    .then(
-      (value) => sendToSupervisor({ bus: 'response', id, ok: true, value }),
-      (error: unknown) => sendToSupervisor({ bus: 'response', id, ok: false, reason: 'error', error: (error as Error)?.message ?? String(error) }),
-    );
-};
-
-/**
- * The worker side of {@link Supervisor.askWorkers}: from now on, this worker answers the supervisor's
- * requests for `topic` with what `handler` returns (awaited; a throw or rejection is reported to the
- * supervisor as `error`). The value travels as JSON over the IPC channel.
- *
- * Outside a supervised worker (see {@link isSupervisedWorker}) it does nothing, so the same start-up
- * code runs in a single process too. While a handler is registered, the process listens on the IPC
- * channel (which keeps it referenced, as the supervisor's workers are anyway).
- *
- * @returns a function removing the handler (idempotent); the IPC listener goes with the last handler
- * @throws {ConfigError} when `topic` already has a handler in this process, or on invalid arguments
- */
-export function answerSupervisor(topic: string, handler: AnswerHandler): () => void {
-  const r = new OptionReader('bus', 'answerSupervisor');
-  r.string('topic', topic);
-  r.func('handler', handler);
-  if (!isSupervisedWorker()) return () => {};
-  if (answerHandlers.has(topic)) r.fail('topic', 'already has a handler in this process (remove it first)', topic);
-  if (answerHandlers.size === 0) process.on('message', onSupervisorRequest);
-  answerHandlers.set(topic, handler);
-  let removed = false;
-  return () => {
-    if (removed) return;
-    removed = true;
-    answerHandlers.delete(topic);
-    if (answerHandlers.size === 0) process.off('message', onSupervisorRequest);
-  };
-}
-
-/** What {@link runWorker} starts: a bus, or anything that starts (some modules) and closes. */
-export interface Startable extends Closeable {
-  start(options?: { modules?: readonly string[] }): Promise<void>;
-}
-
-export interface RunWorkerOptions extends Omit<CloseOnSignalsOptions, 'onShutdown'> {
-  /** Modules to start. @default every registered module */
-  modules?: readonly string[];
-  /** Serve `/live` and `/ready` from this process (not needed under a supervisor that serves them). @default undefined */
-  health?: HealthOptions;
-}
-
-/** A running worker. */
-export interface WorkerHandle {
-  /** The health server, when `health` was given. */
-  health: HealthServer | undefined;
-  /** Drains and exits, as on SIGTERM. */
-  shutdown(): void;
-}
-
-/**
- * The worker side in one call: installs {@link closeOnSignals}, starts the modules, then reports
- * ready to the supervisor (and on `/ready`). A start that fails closes the bus and throws.
- *
- * ```ts
- * await runWorker(bus, { modules: [process.env.BUS_WORKER_GROUP!], timeoutMs: 15_000 });
- * ```
- */
-export async function runWorker(bus: Startable, options: RunWorkerOptions = {}): Promise<WorkerHandle> {
-  let state: 'starting' | 'ready' | 'draining' = 'starting';
-  // Read through a function: the signal handler changes `state` behind TypeScript's narrowing.
-  const draining = () => state === 'draining';
-  const health = options.health
-    ? await healthServer({ ...options.health, check: () => ({ ready: state === 'ready', detail: { status: state, pid: process.pid } }) })
-    : undefined;
-  const target: Closeable = {
-    close: async () => {
-      try {
-        await bus.close();
-      } finally {
-        await health?.close();
-      }
-    },
-  };
-  const handle = closeOnSignals(target, {
-    ...options,
-    onShutdown: () => {
-      state = 'draining';
-    },
-  });
-  try {
-    await bus.start(options.modules ? { modules: options.modules } : {});
-  } catch (error) {
-    // A signal during start-up: the shutdown under way owns the exit, start's error is its echo.
-    if (draining()) return { health, shutdown: () => handle.shutdown('shutdown()') };
-    handle.remove();
-    await target.close().catch(() => {});
-    throw error;
-  }
-  if (state === 'starting') {
-    state = 'ready';
-    notifySupervisor('ready');
-  }
-  return { health, shutdown: () => handle.shutdown('shutdown()') };
-}
-
-export interface HealthOptions {
-  /** TCP port; 0 picks a free one (see {@link HealthServer.port}). */
-  port: number;
-  /** @default '127.0.0.1' */
-  host?: string;
-}
-
-export interface HealthServer {
-  readonly port: number;
-  readonly host: string;
-  close(): Promise<void>;
-}
-
-/**
- * A tiny HTTP server: `GET /live` answers 200 while the process runs; `GET /ready` answers 200 when
- * `check().ready` (subscribed) and 503 otherwise (starting, draining), with `check().detail` as JSON.
- * Listens eagerly; resolves once bound.
- */
-export function healthServer(options: HealthOptions & { check: () => { ready: boolean; detail?: unknown } }): Promise<HealthServer> {
-  const r = new OptionReader('bus', 'health');
-  const port = r.int('port', options.port, 0, 0, 65535);
-  const host = r.string('host', options.host, '127.0.0.1');
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(`${JSON.stringify(body)}\n`);
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { error: 'method not allowed' });
-    if (path === '/live' || path === '/healthz') return send(200, { status: 'live', pid: process.pid });
-    if (path === '/ready' || path === '/readyz') {
-      let result: { ready: boolean; detail?: unknown };
-      try {
-        result = options.check();
-      } catch (error) {
-        result = { ready: false, detail: { error: (error as Error).message } };
-      }
-      return send(result.ready ? 200 : 503, { status: result.ready ? 'ready' : 'not ready', ...(result.detail === undefined ? {} : { detail: result.detail }) });
-    }
-    send(404, { error: 'not found; try /live or /ready' });
-  });
-  // Health must never keep a draining process alive.
-  server.unref();
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      let closing: Promise<void> | undefined;
-      resolve({
-        port: (server.address() as AddressInfo).port,
-        host,
-        close: () => {
-          closing ??= new Promise<void>((done) => {
-            server.close(() => done());
-            server.closeAllConnections();
-          });
-          return closing;
-        },
-      });
-    });
-  });
+function stoppedCleanly(code: number | null, signal: NodeJS.Signals | null): boolean {
+  return code === 0 || signal === 'SIGTERM' || signal === 'SIGINT';
 }

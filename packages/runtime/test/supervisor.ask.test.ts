@@ -10,7 +10,7 @@ import { answerSupervisor, isSupervisedWorker, type Supervisor, supervise } from
 
 const require = createRequire(import.meta.url);
 const TSX = pathToFileURL(require.resolve('tsx')).href;
-const CORE = pathToFileURL(fileURLToPath(new URL('../src/index.ts', import.meta.url))).href;
+const RUNTIME = pathToFileURL(fileURLToPath(new URL('../src/index.ts', import.meta.url))).href;
 const dir = mkdtempSync(join(tmpdir(), 'bus-ask-'));
 const WORKER = join(dir, 'worker.mts');
 
@@ -19,7 +19,7 @@ const WORKER = join(dir, 'worker.mts');
 // once. MODE=silent workers never call answerSupervisor. "drop" removes the "whoami" handler.
 writeFileSync(
   WORKER,
-  `import { answerSupervisor, isSupervisedWorker, runWorker } from ${JSON.stringify(CORE)};
+  `import { answerSupervisor, isSupervisedWorker, runWorker } from ${JSON.stringify(RUNTIME)};
 const index = Number(process.env.BUS_WORKER_INDEX);
 if (process.env.MODE !== 'silent') {
   const offWhoami = answerSupervisor('whoami', () => ({ pid: process.pid, index, supervised: isSupervisedWorker() }));
@@ -136,19 +136,19 @@ describe('Supervisor.askWorkers and answerSupervisor', { timeout: 30_000 }, () =
     s.closeOnStop({ close: async () => void events.push('closed at once') });
     await new Promise((r) => setTimeout(r, 10));
     expect(events).toEqual(['closed with 0 workers running', 'closed at once']);
-    expect(() => s.closeOnStop({} as never)).toThrow('[bus] closeOnStop.resource must have a close() method');
+    expect(() => s.closeOnStop({} as never)).toThrow('[bus/runtime] closeOnStop.resource must have a close() method');
   });
 
   it('validates its arguments, and is a no-op outside a supervised worker', async () => {
     const s = await start(1);
-    expect(() => s.askWorkers('')).toThrow('[bus] askWorkers.topic must be a non-empty string');
-    expect(() => s.askWorkers('x', { timeoutMs: 0 })).toThrow('[bus] askWorkers.timeoutMs must be a positive integer, got 0');
+    expect(() => s.askWorkers('')).toThrow('[bus/runtime] askWorkers.topic must be a non-empty string');
+    expect(() => s.askWorkers('x', { timeoutMs: 0 })).toThrow('[bus/runtime] askWorkers.timeoutMs must be a positive integer, got 0');
     // This test process may have an IPC channel (vitest's fork pool) but no supervisor.
     expect(isSupervisedWorker()).toBe(false);
     const listeners = process.listenerCount('message');
     const off = answerSupervisor('whoami', () => 1);
     expect(process.listenerCount('message')).toBe(listeners);
     off();
-    expect(() => answerSupervisor('', () => 1)).toThrow('[bus] answerSupervisor.topic must be a non-empty string');
+    expect(() => answerSupervisor('', () => 1)).toThrow('[bus/runtime] answerSupervisor.topic must be a non-empty string');
   });
 });

@@ -1,11 +1,12 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
-import { createBus, DLQ_HEADER, hyperfMessagebusCodec } from '@bus/core';
+import { createBus, DLQ_HEADER } from '@bus/core';
+import { hyperfMessagebusCodec } from '../src/index.js';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type RedisStreamTransport, redisStream } from '../src/index.js';
-import { deleteKeys, nodeOf, SHARED_REDIS_URL } from './helpers/servers.js';
+import { type RedisStreamTransport, redisStream } from '@bus/redis-stream';
+import { deleteKeys, nodeOf, SHARED_REDIS_URL } from './helpers/redis.js';
 
 /*
  * A Node service joining a PHP hyperf-messagebus deployment on Redis: entries in the PHP bus's format

@@ -1,9 +1,7 @@
-import { type Bus, type BusOptions, createBus } from './bus.js';
-import { OptionReader } from './config.js';
-import type { EventMap } from './events.js';
-import { MODULE_DEFAULTS, type ModuleDefinition } from './module.js';
-import type { Logger } from './logger.js';
-import type { Closeable, HealthOptions, Supervisor } from './supervisor.js';
+import { type Bus, type BusOptions, createBus, DRAIN_SLACK_MS, type EventMap, type Logger, MODULE_DEFAULTS, type ModuleDefinition, OptionReader } from '@bus/core';
+import type { HealthOptions } from './health.js';
+import type { Closeable } from './signals.js';
+import type { Supervisor } from './supervise.js';
 
 /**
  * A module in a config file: its {@link ModuleDefinition} plus how it runs as processes (the seed's
@@ -18,7 +16,7 @@ export interface ModuleConfig<M extends EventMap = EventMap> extends ModuleDefin
   maxRestartDelayMs?: number;
   /**
    * After SIGTERM, how long a worker may drain before it is killed (SIGKILL), in ms.
-   * @default drainTimeoutMs + 10000
+   * @default drainTimeoutMs + 3 × DRAIN_SLACK_MS (see {@link defaultKillTimeoutMs})
    */
   killTimeoutMs?: number;
   /** Serve `GET /live` and `GET /ready` for this module on this port. @default undefined (no server) */
@@ -75,7 +73,7 @@ export type BusConfigInput<M extends EventMap = EventMap> = BusConfig<M> | (() =
  * Types a config file. Export its result as the default export of `bus.config.ts` (or `.js`/`.mjs`):
  *
  * ```ts
- * import { defineConfig } from '@bus/core';
+ * import { defineConfig } from '@bus/runtime';
  * import { redisStream } from '@bus/redis-stream';
  *
  * export default defineConfig<LiveEvents>({
@@ -93,6 +91,22 @@ export function defineConfig<M extends EventMap = EventMap>(
 ): () => BusConfig<M> | Promise<BusConfig<M>>;
 export function defineConfig<M extends EventMap = EventMap>(config: BusConfigInput<M>): BusConfigInput<M> {
   return config;
+}
+
+/**
+ * How long a worker's `close()` may take before it gives up and exits 1: the engine's own bound
+ * (`drainTimeoutMs + DRAIN_SLACK_MS`) plus one {@link DRAIN_SLACK_MS} for the transports to close.
+ */
+export function workerCloseTimeoutMs(drainTimeoutMs: number): number {
+  return drainTimeoutMs + 2 * DRAIN_SLACK_MS;
+}
+
+/**
+ * The default `killTimeoutMs` of a module: one {@link DRAIN_SLACK_MS} past {@link workerCloseTimeoutMs},
+ * so a worker always gets to exit by itself before the supervisor kills it.
+ */
+export function defaultKillTimeoutMs(drainTimeoutMs: number): number {
+  return workerCloseTimeoutMs(drainTimeoutMs) + DRAIN_SLACK_MS;
 }
 
 /** A module's process settings, validated, with defaults filled in. */
@@ -117,10 +131,10 @@ export interface ResolvedConfig<M extends EventMap = EventMap> {
  * Evaluates a config (calls it when it is a function; accepts a module namespace with a `default`
  * export) and checks what the bus itself does not: `modules` and their process settings, and that
  * the `supervisor` and `worker` hooks are functions. Errors are
- * `ConfigError`s naming the key, e.g. `[bus] config.modules[0].processes must be …`.
+ * `ConfigError`s naming the key, e.g. `[bus/runtime] config.modules[0].processes must be …`.
  */
 export async function resolveConfig<M extends EventMap = EventMap>(input: BusConfigInput<M> | { default: BusConfigInput<M> }): Promise<ResolvedConfig<M>> {
-  const r: OptionReader = new OptionReader('bus', 'config');
+  const r: OptionReader = new OptionReader('bus/runtime', 'config');
   let value: unknown = input;
   // `export default defineConfig(...)` loaded as CJS, or through a loader, may arrive wrapped once or twice.
   for (let i = 0; i < 2 && isObject(value) && 'default' in value && !('transports' in value); i++) value = value.default;
@@ -151,7 +165,7 @@ export async function resolveConfig<M extends EventMap = EventMap>(input: BusCon
       processes: mr.int('processes', m.processes, 1, 1, 1024),
       restartDelayMs,
       maxRestartDelayMs: mr.int('maxRestartDelayMs', m.maxRestartDelayMs, Math.max(30_000, restartDelayMs), restartDelayMs),
-      killTimeoutMs: mr.int('killTimeoutMs', m.killTimeoutMs, drainTimeoutMs + 10_000, 0),
+      killTimeoutMs: mr.int('killTimeoutMs', m.killTimeoutMs, defaultKillTimeoutMs(drainTimeoutMs), 0),
       drainTimeoutMs,
       health,
     };

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { healthServer, type Logger, type Supervisor, supervise } from '../src/index.js';
+import type { Logger } from '@bus/core';
+import { healthServer, type Supervisor, supervise } from '../src/index.js';
 
 const require = createRequire(import.meta.url);
 const TSX = pathToFileURL(require.resolve('tsx')).href;
-const CORE = pathToFileURL(fileURLToPath(new URL('../src/index.ts', import.meta.url))).href;
+const RUNTIME = pathToFileURL(fileURLToPath(new URL('../src/index.ts', import.meta.url))).href;
 const dir = mkdtempSync(join(tmpdir(), 'bus-supervisor-'));
 const WORKER = join(dir, 'worker.mts');
 
@@ -16,11 +17,13 @@ const WORKER = join(dir, 'worker.mts');
 // take START_MS / CLOSE_MS) under runWorker, or ignore SIGTERM.
 writeFileSync(
   WORKER,
-  `import { runWorker } from ${JSON.stringify(CORE)};
+  `import { runWorker } from ${JSON.stringify(RUNTIME)};
 const { MODE, START_MS = '0', CLOSE_MS = '0', TIMEOUT_MS = '15000' } = process.env;
 const sleep = (ms: string) => new Promise((r) => setTimeout(r, Number(ms)));
 if (MODE === 'crash') {
   setTimeout(() => process.exit(3), 30);
+} else if (MODE === 'boot') {
+  setInterval(() => {}, 1000);
 } else if (MODE === 'ignore') {
   process.on('SIGTERM', () => {});
   setInterval(() => {}, 1000);
@@ -120,6 +123,21 @@ describe('supervise()', () => {
     expect(await status(`${base}/live`).catch(() => 0)).toBe(0);
   });
 
+  it('counts a worker that dies of its stop signal before it installed a handler as stopped cleanly, never as a crash', async () => {
+    // MODE=boot: a worker still booting (no handler yet) when the supervisor stops, as in `bus run`
+    // stopped 0.3 s after its start: Node's default action kills it with the SIGTERM.
+    const { supervisor, log } = start({ MODE: 'boot' }, { processes: 2, restartDelayMs: 50 });
+    await waitFor('both workers forked', () => supervisor.workers().every((w) => w.pid !== undefined));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await supervisor.stop()).toBe(0);
+    expect(log.lines.filter((l) => /was killed by signal SIGTERM$/.test(l.msg)), JSON.stringify(log.lines)).toHaveLength(2);
+    expect(log.lines.filter((l) => l.level !== 'info')).toEqual([]);
+    expect(supervisor.workers().map((w) => [w.status, w.restarts])).toEqual([
+      ['stopped', 0],
+      ['stopped', 0],
+    ]);
+  });
+
   it('kills (SIGKILL) a worker that does not exit within killTimeoutMs of SIGTERM, and resolves 1', async () => {
     const { supervisor, log } = start({ MODE: 'ignore' }, { killTimeoutMs: 300 });
     await supervisor.ready;
@@ -143,8 +161,8 @@ describe('supervise()', () => {
   });
 
   it('checks its options, naming the key', () => {
-    expect(() => supervise({ script: WORKER, groups: [] })).toThrow('[bus] supervise.groups must be a non-empty array');
-    expect(() => supervise({ script: WORKER, groups: [{ name: 'g', processes: 0 }] })).toThrow('[bus] supervise.groups[0].processes must be an integer from 1 to 1024, got 0');
+    expect(() => supervise({ script: WORKER, groups: [] })).toThrow('[bus/runtime] supervise.groups must be a non-empty array');
+    expect(() => supervise({ script: WORKER, groups: [{ name: 'g', processes: 0 }] })).toThrow('[bus/runtime] supervise.groups[0].processes must be an integer from 1 to 1024, got 0');
   });
 });
 

@@ -1,4 +1,4 @@
-import { DecodeError } from './errors.js';
+import { DecodeError } from '@bus/core';
 
 /**
  * A value PHP's `serialize()` format carries that {@link phpSerialize} writes and {@link phpUnserialize}
@@ -20,7 +20,7 @@ export class PhpFloat {
 export class PhpUnserializeError extends DecodeError {
   readonly offset: number;
   constructor(message: string, offset: number) {
-    super(`[bus] php unserialize: ${message} at byte offset ${offset}`);
+    super(`[bus/hyperf-compat] php unserialize: ${message} at byte offset ${offset}`);
     this.name = 'PhpUnserializeError';
     this.offset = offset;
   }
@@ -65,7 +65,7 @@ function write(value: unknown, out: (string | Uint8Array)[], stack: object[], pa
       out.push(Number.isSafeInteger(value) && !Object.is(value, -0) ? `i:${value};` : `d:${phpFloatString(value)};`);
       return;
     case 'bigint':
-      if (value < INT64_MIN || value > INT64_MAX) throw new TypeError(`[bus] php serialize: ${path} = ${value}n is outside PHP's int range`);
+      if (value < INT64_MIN || value > INT64_MAX) throw new TypeError(`[bus/hyperf-compat] php serialize: ${path} = ${value}n is outside PHP's int range`);
       out.push(`i:${value};`);
       return;
     case 'string':
@@ -74,7 +74,7 @@ function write(value: unknown, out: (string | Uint8Array)[], stack: object[], pa
     case 'object':
       break;
     default:
-      throw new TypeError(`[bus] php serialize: ${path} is a ${typeof value}, which PHP's serialize format cannot carry`);
+      throw new TypeError(`[bus/hyperf-compat] php serialize: ${path} is a ${typeof value}, which PHP's serialize format cannot carry`);
   }
   if (value instanceof PhpFloat) {
     out.push(`d:${phpFloatString(value.value)};`);
@@ -84,7 +84,7 @@ function write(value: unknown, out: (string | Uint8Array)[], stack: object[], pa
     out.push(`s:${value.byteLength}:"`, value, '";');
     return;
   }
-  if (stack.includes(value)) throw new TypeError(`[bus] php serialize: ${path} is a circular reference`);
+  if (stack.includes(value)) throw new TypeError(`[bus/hyperf-compat] php serialize: ${path} is a circular reference`);
   if (Array.isArray(value)) {
     stack.push(value);
     out.push(`a:${value.length}:{`);
@@ -102,7 +102,7 @@ function write(value: unknown, out: (string | Uint8Array)[], stack: object[], pa
     out.push(`a:${value.size}:{`);
     for (const [key, item] of value) {
       if (typeof key === 'number' && Number.isSafeInteger(key)) out.push(`i:${key};`);
-      else if (typeof key !== 'string') throw new TypeError(`[bus] php serialize: ${path} has a Map key that is neither a string nor an integer`);
+      else if (typeof key !== 'string') throw new TypeError(`[bus/hyperf-compat] php serialize: ${path} has a Map key that is neither a string nor an integer`);
       else if (isPhpIntKey(key)) out.push(`i:${key};`);
       else out.push(`s:${Buffer.byteLength(key, 'utf8')}:"`, key, '";');
       write(item, out, stack, `${path}.${String(key)}`);
@@ -118,7 +118,7 @@ function write(value: unknown, out: (string | Uint8Array)[], stack: object[], pa
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) {
-    throw new TypeError(`[bus] php serialize: ${path} is a ${proto?.constructor?.name ?? 'non-plain object'}; only plain objects, arrays and scalars can be serialised`);
+    throw new TypeError(`[bus/hyperf-compat] php serialize: ${path} is a ${proto?.constructor?.name ?? 'non-plain object'}; only plain objects, arrays and scalars can be serialised`);
   }
   const entries = Object.entries(value).filter(([, v]) => v !== undefined);
   stack.push(value);

@@ -2,7 +2,8 @@
 // PHP (Debian's php-cli) writes and reads the values; kcat moves the bytes.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createBus, type HandlerContext, hyperfMessagebusCodec } from '@bus/core';
+import { createBus, type HandlerContext } from '@bus/core';
+import { hyperfMessagebusCodec } from '../src/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBroker, testTransport, waitFor } from './helpers/kafka.js';
 import { headersOf, kcat, kcatRead } from './helpers/kcat.js';

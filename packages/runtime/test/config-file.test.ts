@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createBusFromConfig, defineConfig, memoryTransport, resolveConfig } from '../src/index.js';
+import { memoryTransport } from '@bus/core';
+import { createBusFromConfig, defineConfig, resolveConfig } from '../src/index.js';
 
 type Events = { 'job.created': { n: number } };
 
@@ -14,7 +15,7 @@ describe('defineConfig / resolveConfig', () => {
     const config = defineConfig<Events>({ transports: { memory: memoryTransport() }, modules: [{ ...module, drainTimeoutMs: 2000 }] });
     const resolved = await resolveConfig(config);
     expect(resolved.modules).toEqual([
-      { name: 'jobs', processes: 1, restartDelayMs: 1000, maxRestartDelayMs: 30_000, killTimeoutMs: 12_000, drainTimeoutMs: 2000, health: undefined },
+      { name: 'jobs', processes: 1, restartDelayMs: 1000, maxRestartDelayMs: 30_000, killTimeoutMs: 17_000, drainTimeoutMs: 2000, health: undefined },
     ]);
   });
 
@@ -27,13 +28,13 @@ describe('defineConfig / resolveConfig', () => {
   it('names the bad key', async () => {
     const transports = { memory: memoryTransport() };
     await expect(resolveConfig({ transports, modules: [{ ...module, processes: 0 }] })).rejects.toThrow(
-      '[bus] config.modules[0].processes must be an integer from 1 to 1024, got 0',
+      '[bus/runtime] config.modules[0].processes must be an integer from 1 to 1024, got 0',
     );
-    await expect(resolveConfig({ transports, modules: [module, module] })).rejects.toThrow('[bus] config.modules[1].name is used by two modules, got "jobs"');
+    await expect(resolveConfig({ transports, modules: [module, module] })).rejects.toThrow('[bus/runtime] config.modules[1].name is used by two modules, got "jobs"');
     await expect(resolveConfig({ transports, modules: [{ ...module, health: {} as { port: number } }] })).rejects.toThrow(
-      '[bus] config.modules[0].health.port must be set',
+      '[bus/runtime] config.modules[0].health.port must be set',
     );
-    await expect(resolveConfig({ modules: [] } as never)).rejects.toThrow('[bus] config.transports must be an object');
+    await expect(resolveConfig({ modules: [] } as never)).rejects.toThrow('[bus/runtime] config.transports must be an object');
   });
 
   it('createBusFromConfig registers the modules (without the process settings) on a working bus', async () => {

@@ -1,0 +1,186 @@
+// SIGTERM at any moment of `bus run` — while the config loads, while connecting, running, draining —
+// ends it with exit 0 and no process left; a second signal forces a fast, non-zero exit.
+//
+// These tests run the built CLI (dist/bin.js, as an operator does): through tsx, Node would spend its
+// first second compiling the CLI, and a signal then would test tsx, not `bus`.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createBus, type Transport } from '@bus/core';
+import { kafka } from '@bus/kafka';
+import { redisStream } from '@bus/redis-stream';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CONFIG, handled, waitFor } from './helpers.js';
+
+const DIST_BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+const TSCONFIG = fileURLToPath(new URL('./fixtures/tsconfig.json', import.meta.url));
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
+const run = randomUUID().slice(0, 8);
+const streams: string[] = [];
+const children = new Set<ChildProcess>();
+
+type Events = { 'job.created': { n: number; fail?: boolean } };
+
+interface Run {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+/** `node dist/bin.js run` in a process group of its own (its workers join it). */
+function busRun(env: Record<string, string>): Run {
+  if (!existsSync(DIST_BIN)) throw new Error(`${DIST_BIN} is missing: build first (pnpm build)`);
+  const child = spawn(process.execPath, [DIST_BIN, 'run', '--config', CONFIG], {
+    env: { ...process.env, TSX_TSCONFIG_PATH: TSCONFIG, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  children.add(child);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => stdout.push(l));
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (l) => stderr.push(l));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal, at: Date.now() }));
+  });
+  return { child, stdout, stderr, exited };
+}
+
+const asHandled = (r: Run) => handled({ child: r.child, stdout: r.stdout, stderr: r.stderr, exited: r.exited, json: () => parse(r.stdout), logs: () => parse(r.stderr) });
+function parse(lines: string[]): Record<string, unknown>[] {
+  return lines.flatMap((l) => {
+    try {
+      const v = JSON.parse(l) as unknown;
+      return typeof v === 'object' && v !== null ? [v as Record<string, unknown>] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** True once no process of `pgid` is left (bounded wait). */
+async function groupGone(pgid: number, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return true;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits for the exit (bounded: SIGKILLs the group past `timeoutMs` and fails). */
+async function exitOf(r: Run, timeoutMs = 60_000) {
+  const timer = setTimeout(() => {
+    try {
+      if (r.child.pid) process.kill(-r.child.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }, timeoutMs);
+  const result = await r.exited;
+  clearTimeout(timer);
+  children.delete(r.child);
+  return result;
+}
+
+function transportOf(which: 'redis' | 'kafka'): Transport {
+  return which === 'kafka' ? kafka({ brokers: BROKERS, logLevel: 'error' }) : redisStream({ url: REDIS_URL });
+}
+
+async function publish(which: 'redis' | 'kafka', topic: string, count: number): Promise<void> {
+  const b = createBus<Events>({ transports: { [which]: transportOf(which) } });
+  try {
+    const results = await b.publishBatch(topic, Array.from({ length: count }, (_, n) => ({ event: 'job.created' as const, payload: { n } })));
+    expect(results.every((r) => r.ok)).toBe(true);
+  } finally {
+    await b.close();
+  }
+}
+
+afterAll(async () => {
+  for (const child of children) {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  if (streams.length > 0) {
+    const redis = new Redis(REDIS_URL);
+    await redis.del(...streams.flatMap((t) => [t, `${t}.dlq`])).catch(() => {});
+    redis.disconnect();
+  }
+});
+
+/** Log lines that would mean a worker was counted as crashed, or restarted. */
+const crashLines = (r: Run) => r.stderr.filter((l) => /restarting in|while stopping|failed|did not exit/.test(l));
+
+for (const which of ['redis', 'kafka'] as const) {
+  describe(`bus run on ${which}: SIGTERM at any moment`, () => {
+    const env = (name: string): Record<string, string> => {
+      const topic = `cli-sig-${name}-${run}`;
+      if (which === 'redis') streams.push(topic);
+      return { BUS_TEST_TRANSPORT: which, BUS_TEST_TOPIC: topic, BUS_TEST_MODULE: `sig${name}${run}`, BUS_TEST_PROCESSES: '2' };
+    };
+
+    for (const afterMs of [100, 300, 1000]) {
+      it(`${afterMs} ms after the start: exit 0, no worker counted as crashed, no process left`, async () => {
+        const r = busRun(env(`t${afterMs}`));
+        await new Promise((resolve) => setTimeout(resolve, afterMs));
+        r.child.kill('SIGTERM');
+        const { code, signal } = await exitOf(r);
+        const pgid = r.child.pid as number;
+        expect({ code, signal }, r.stderr.join('\n')).toEqual({ code: 0, signal: null });
+        expect(crashLines(r)).toEqual([]);
+        expect(await groupGone(pgid), 'a worker process is left').toBe(true);
+      });
+    }
+
+    it('mid-drain (handlers running): exit 0, every handler that started ended, no process left', async () => {
+      const e: Record<string, string> = { ...env('drain'), BUS_TEST_HANDLER_MS: '400', BUS_TEST_BATCH: '2' };
+      const r = busRun(e);
+      await waitFor('both workers started', () => r.stderr.filter((l) => /"msg":"module .* started"/.test(l)).length === 2, 45_000);
+      await publish(which, e.BUS_TEST_TOPIC as string, 40);
+      await waitFor('handlers running', () => r.stdout.some((l) => l.includes('"start"')), 30_000);
+      r.child.kill('SIGTERM');
+      const { code, signal } = await exitOf(r);
+      const pgid = r.child.pid as number;
+      expect({ code, signal }, r.stderr.join('\n')).toEqual({ code: 0, signal: null });
+      const h = asHandled(r);
+      expect(h.ended.size).toBeGreaterThan(0);
+      expect(h.unfinished, 'a handler was cut off').toEqual([]);
+      expect(crashLines(r)).toEqual([]);
+      expect(await groupGone(pgid), 'a worker process is left').toBe(true);
+    });
+  });
+}
+
+describe('bus run: a second signal', () => {
+  it('forces the exit at once: the workers are killed, exit code 128 + signal, and a line says why', async () => {
+    const topic = `cli-sig-force-${run}`;
+    streams.push(topic);
+    const e = { BUS_TEST_TOPIC: topic, BUS_TEST_MODULE: `sigforce${run}`, BUS_TEST_PROCESSES: '2', BUS_TEST_HANDLER_MS: '30000', BUS_TEST_DRAIN_MS: '40000', BUS_TEST_BATCH: '1' };
+    const r = busRun(e);
+    await waitFor('both workers started', () => r.stderr.filter((l) => /"msg":"module .* started"/.test(l)).length === 2, 45_000);
+    await publish('redis', topic, 4);
+    await waitFor('handlers running', () => r.stdout.some((l) => l.includes('"start"')), 30_000);
+    r.child.kill('SIGTERM');
+    await waitFor('the drain to start', () => r.stderr.some((l) => l.includes('SIGTERM received: draining the workers')), 10_000);
+    r.child.kill('SIGINT');
+    const { code } = await exitOf(r);
+    const pgid = r.child.pid as number;
+    expect(code).toBe(130);
+    expect(asHandled(r).ended.size, 'the forced exit did not wait for the 30 s handlers').toBe(0);
+    expect(r.stderr.some((l) => /SIGINT again: not waiting for the drain; killing 2 worker\(s\) now \(SIGKILL\) and exiting with code 130/.test(l))).toBe(true);
+    expect(await groupGone(pgid), 'a worker process is left').toBe(true);
+  });
+});
