@@ -242,7 +242,7 @@ const transportSchema = opt.custom<Transport>((t, at) => {
 });
 
 /** The closed schema of {@link BusOptions}: unknown keys are rejected with "did you mean …?". */
-const busOptionsSchema = opt.object({
+export const busOptionsSchema = opt.object({
   transports: opt.record(transportSchema, 'must name at least one transport'),
   defaultTransport: opt.string().optional(),
   codec: opt.custom<Codec>((c, at) => {

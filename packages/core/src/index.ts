@@ -1,4 +1,4 @@
-export { type Bus, type BusOptions, type BatchPublishResult, createBus, type PublishOptions, type PublishReceipt } from './bus.js';
+export { type Bus, type BusOptions, busOptionsSchema, type BatchPublishResult, createBus, type PublishOptions, type PublishReceipt } from './bus.js';
 export { type Codec, HEADER, type JsonCodecOptions, jsonCodec } from './codec.js';
 export { OptionReader } from './config.js';
 export type { Envelope, Headers, WireRecord } from './envelope.js';

@@ -1,4 +1,17 @@
-import { type Bus, type BusOptions, createBus, DRAIN_SLACK_MS, type EventMap, type Logger, MODULE_DEFAULTS, type ModuleDefinition, OptionReader } from '@bus/core';
+import {
+  type Bus,
+  type BusOptions,
+  busOptionsSchema,
+  createBus,
+  DRAIN_SLACK_MS,
+  type EventMap,
+  type Logger,
+  MODULE_DEFAULTS,
+  type ModuleDefinition,
+  moduleSchema,
+  OptionReader,
+} from '@bus/core';
+import { rejectUnknownKeys } from '@bus/core/kit';
 import type { HealthOptions } from './health.js';
 import type { Closeable } from './signals.js';
 import type { Supervisor } from './supervise.js';
@@ -140,6 +153,8 @@ export async function resolveConfig<M extends EventMap = EventMap>(input: BusCon
   for (let i = 0; i < 2 && isObject(value) && 'default' in value && !('transports' in value); i++) value = value.default;
   if (typeof value === 'function') value = await (value as () => unknown)();
   const config = r.object('<root>', value) as unknown as BusConfig<M>;
+  // Closed sets: a misspelt key fails here, in the supervisor, before any worker starts.
+  rejectUnknownKeys(config as unknown as Record<string, unknown>, [...(busOptionsSchema.keys ?? []), ...CONFIG_KEYS], { source: 'bus/runtime', path: 'config' });
   r.object('transports', config.transports);
   r.func('supervisor', config.supervisor, true);
   r.func('worker', config.worker, true);
@@ -149,6 +164,7 @@ export async function resolveConfig<M extends EventMap = EventMap>(input: BusCon
   const modules = (rawModules as ModuleConfig<M>[]).map((m, i) => {
     const mr = r.at(`modules[${i}]`);
     mr.object('<module>', m);
+    rejectUnknownKeys(m as unknown as Record<string, unknown>, [...(moduleSchema.keys ?? []), ...PROCESS_KEYS], { source: 'bus/runtime', path: `config.modules[${i}]` });
     const name = mr.string('name', m.name);
     if (names.has(name)) mr.fail('name', 'is used by two modules', name);
     names.add(name);
@@ -174,6 +190,7 @@ export async function resolveConfig<M extends EventMap = EventMap>(input: BusCon
 }
 
 const PROCESS_KEYS = ['processes', 'restartDelayMs', 'maxRestartDelayMs', 'killTimeoutMs', 'health'] as const;
+const CONFIG_KEYS = ['modules', 'supervisor', 'worker'] as const;
 
 /**
  * Creates the bus a config describes and registers all its modules (validated at once); start some

@@ -37,6 +37,20 @@ describe('defineConfig / resolveConfig', () => {
     await expect(resolveConfig({ modules: [] } as never)).rejects.toThrow('[bus/runtime] config.transports must be an object');
   });
 
+  it('rejects misspelt keys of the config and of its modules, with the path and the likely key', async () => {
+    const transports = { memory: memoryTransport() };
+    await expect(resolveConfig({ transports, modules: [{ ...module, procesess: 4 } as never] })).rejects.toThrow(
+      '[bus/runtime] config.modules[0].procesess is not an option; did you mean "processes"?, got 4',
+    );
+    await expect(resolveConfig({ transports, modules: [{ ...module, concurency: 4 } as never] })).rejects.toThrow(
+      '[bus/runtime] config.modules[0].concurency is not an option; did you mean "concurrency"?, got 4',
+    );
+    await expect(resolveConfig({ transports, modules: [module], defaultTransprot: 'm' } as never)).rejects.toThrow(
+      '[bus/runtime] config.defaultTransprot is not an option; did you mean "defaultTransport"?, got "m"',
+    );
+    await expect(resolveConfig({ transports, modul: [module] } as never)).rejects.toThrow('[bus/runtime] config.modul is not an option; did you mean "modules"?');
+  });
+
   it('createBusFromConfig registers the modules (without the process settings) on a working bus', async () => {
     const got: number[] = [];
     const bus = createBusFromConfig(

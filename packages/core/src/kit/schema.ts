@@ -21,17 +21,19 @@ export class OptionSchema<T> {
     readonly isOptional: boolean = false,
     /** What the values are called in the plural, for messages about arrays of them (`strings`). */
     readonly plural?: string,
+    /** The keys of an object schema (its closed set), e.g. to extend it elsewhere. */
+    readonly keys?: readonly string[],
   ) {}
 
   /** The value may be absent (it stays `undefined`). */
   optional(): OptionSchema<T | undefined> {
-    return new OptionSchema<T | undefined>(this.check, this.fallback, true, this.plural);
+    return new OptionSchema<T | undefined>(this.check, this.fallback, true, this.plural, this.keys);
   }
 
   /** The value may be absent; it then becomes `value` (objects: resolved from `{}` when `value` is `{}`). */
   default(value: T | (() => T)): OptionSchema<T> {
     const make = typeof value === 'function' ? (value as () => T) : () => value;
-    return new OptionSchema<T>(this.check, make, true, this.plural);
+    return new OptionSchema<T>(this.check, make, true, this.plural, this.keys);
   }
 
   /** Resolves `value` at `at`; absent values take the default or fail when required. */
@@ -193,16 +195,22 @@ export const opt = {
   /** A closed object: every key checked by `shape`, any other key rejected with "did you mean …?". */
   object<S extends Shape>(shape: S): OptionSchema<ObjectOf<S>> {
     const known = Object.keys(shape);
-    return new OptionSchema((v, at) => {
-      if (!isPlainObject(v)) fail(at, 'must be an object', v);
-      rejectUnknownKeys(v, known, at);
-      const out: Record<string, unknown> = {};
-      for (const key of known) {
-        const resolved = (shape[key] as OptionSchema<unknown>).parse(v[key], child(at, key));
-        if (resolved !== undefined) out[key] = resolved;
-      }
-      return out as ObjectOf<S>;
-    });
+    return new OptionSchema(
+      (v, at) => {
+        if (!isPlainObject(v)) fail(at, 'must be an object', v);
+        rejectUnknownKeys(v, known, at);
+        const out: Record<string, unknown> = {};
+        for (const key of known) {
+          const resolved = (shape[key] as OptionSchema<unknown>).parse(v[key], child(at, key));
+          if (resolved !== undefined) out[key] = resolved;
+        }
+        return out as ObjectOf<S>;
+      },
+      undefined,
+      false,
+      undefined,
+      known,
+    );
   },
   /**
    * An object with any keys, each value checked by `value` (e.g. consumer name → declaration);
