@@ -164,6 +164,50 @@ for (const which of ['redis', 'kafka'] as const) {
   });
 }
 
+// The operator's deploy: module defaults (batch of 10, concurrency 1), 2-second handlers, SIGTERM
+// while the first handler runs. Before the stop rules lived in core, the worker went on to start every
+// message it had fetched (9 more handlers, 18 s, exit 1) and, its acks never written, ran them again
+// after the restart.
+for (const which of ['redis', 'kafka'] as const) {
+  describe(`bus run on ${which}: SIGTERM mid-batch starts no new work`, () => {
+    it('exit 0 within the drain deadline, 0 handlers started after the signal, 0 completed twice after a restart', async () => {
+      const topic = `cli-sig-batch-${run}-${which}`;
+      if (which === 'redis') streams.push(topic);
+      const e: Record<string, string> = {
+        BUS_TEST_TRANSPORT: which,
+        BUS_TEST_TOPIC: topic,
+        BUS_TEST_MODULE: `sigbatch${which}${run}`,
+        BUS_TEST_PROCESSES: '1',
+        BUS_TEST_HANDLER_MS: '2000',
+        BUS_TEST_BATCH: '10',
+      };
+      const first = busRun(e);
+      await waitFor('the worker started', () => first.stderr.some((l) => /"msg":"module .* started"/.test(l)), 45_000);
+      await publish(which, topic, 10);
+      await waitFor('the first handler running', () => first.stdout.some((l) => l.includes('"start"')), 30_000);
+      const signalledAt = Date.now();
+      first.child.kill('SIGTERM');
+      const { code, at } = await exitOf(first);
+      expect(code, first.stderr.join('\n')).toBe(0);
+      // The running handler finishes (2 s); nothing else runs: far below drainTimeoutMs (10 s).
+      expect(at - signalledAt).toBeLessThan(8000);
+      const starts = parse(first.stdout).filter((l) => typeof l.start === 'string');
+      expect(starts.filter((l) => (l.at as number) > signalledAt + 50).map((l) => l.n), 'handlers started after SIGTERM').toEqual([]);
+      const firstEnded = asHandled(first).ended;
+      expect(asHandled(first).unfinished).toEqual([]);
+
+      // The restart handles the rest, and nothing the first run finished comes back.
+      const second = busRun(e);
+      await waitFor('the other messages handled after the restart', () => asHandled(second).ended.size + firstEnded.size >= 10, 60_000);
+      second.child.kill('SIGTERM');
+      expect((await exitOf(second)).code, second.stderr.join('\n')).toBe(0);
+      const again = [...asHandled(second).ended].filter((id) => firstEnded.has(id));
+      expect(again, 'messages completed twice').toEqual([]);
+      expect(firstEnded.size + asHandled(second).ended.size).toBe(10);
+    }, 150_000);
+  });
+}
+
 describe('bus run: a second signal', () => {
   it('forces the exit at once: the workers are killed, exit code 128 + signal, and a line says why', async () => {
     const topic = `cli-sig-force-${run}`;
