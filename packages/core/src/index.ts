@@ -44,7 +44,7 @@ export {
   tracingPolicy,
 } from './policies/index.js';
 export { composePolicies, type Delivery, type Outcome, type Policy, type PolicyServices, type Step } from './policy.js';
-export { createPool, POOL_DEFAULTS, type Pool, type PoolFactory, type PoolOptions } from './pool.js';
+export { createPool, POOL_DEFAULTS, poolSchema, type Pool, type PoolFactory, type PoolOptions } from './pool.js';
 export { memoryTransport, type MemoryTransportOptions } from './memory.js';
 export { redact, redactUrl } from './redact.js';
 export { backoffDelay, sleep } from './retry.js';

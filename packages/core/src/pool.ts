@@ -1,3 +1,4 @@
+import { child, fail, opt } from './kit/schema.js';
 import * as genericPool from 'generic-pool';
 import { ClosedError, PoolTimeoutError } from './errors.js';
 import type { PoolStats } from './metrics.js';
@@ -40,6 +41,27 @@ export interface Pool<T> {
   /** Waits for borrowed resources to come back (bounded by `timeoutMs`), then destroys all. Idempotent. */
   close(timeoutMs?: number): Promise<void>;
 }
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The closed schema of {@link PoolOptions}, for transports: `poolSchema.parse(options.pool, at)`.
+ * Absent keys stay absent (the pool fills {@link POOL_DEFAULTS}); `min` must not exceed `max`.
+ */
+export const poolSchema = opt
+  .object({
+    min: opt.int(0, 10_000).optional(),
+    max: opt.int(1, 10_000).optional(),
+    acquireTimeoutMs: opt.int(1, DAY_MS).optional(),
+    idleTimeoutMs: opt.int(1, DAY_MS).optional(),
+    evictionIntervalMs: opt.int(1, DAY_MS).optional(),
+    validateOnBorrow: opt.boolean().optional(),
+    createRetryDelayMs: opt.int(0, DAY_MS).optional(),
+  })
+  .refine((pool, at) => {
+    if ((pool.min ?? 0) > (pool.max ?? POOL_DEFAULTS.max)) fail(child(at, 'min'), `must not exceed pool.max (${pool.max ?? POOL_DEFAULTS.max})`, pool.min);
+  })
+  .default(() => ({}));
 
 export const POOL_DEFAULTS = {
   min: 0,

@@ -73,12 +73,13 @@ export class AdminClient {
   }
 
   private async ensureTopic(topic: string): Promise<void> {
-    const { create, partitions, replicationFactor } = this.options.topics;
+    const { create, partitions, replicationFactor, minInsyncReplicas } = this.options.topics;
+    const configEntries = minInsyncReplicas === undefined ? [] : [{ name: 'min.insync.replicas', value: String(minInsyncReplicas) }];
     try {
       if (create) {
         await this.use((admin) =>
           admin.createTopics({
-            topics: [{ topic, numPartitions: partitions, replicationFactor }],
+            topics: [{ topic, numPartitions: partitions, replicationFactor, configEntries }],
             waitForLeaders: true,
             timeout: this.options.requestTimeoutMs,
           }),

@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
-import { OptionReader, type PoolOptions } from '@bus/core';
+import { type PoolOptions, poolSchema } from '@bus/core';
+import { child, fail, type Infer, opt } from '@bus/core/kit';
 import type { SASLOptions } from 'kafkajs';
 
 /** kafkajs log levels routed to the bus logger (`info` and `debug` lines go to its `debug`). */
@@ -49,8 +50,19 @@ export interface KafkaTopicOptions {
   create?: boolean;
   /** Partitions of a created topic; the upper bound of members of one group that get work. @default 3 */
   partitions?: number;
-  /** Replicas of each partition of a created topic (at most the number of brokers). @default 1 */
+  /**
+   * Replicas of each partition of a created topic (at most the number of brokers). On a cluster use 3:
+   * with 1, a broker that dies takes its partitions' messages with it.
+   * @default 1
+   */
   replicationFactor?: number;
+  /**
+   * `min.insync.replicas` of a created topic: with `producer.acks: -1`, a publish resolves only once
+   * this many replicas have it, and fails (retryably) while fewer are in sync. On a cluster with
+   * `replicationFactor: 3` use 2: an acknowledged publish then survives the loss of any one broker.
+   * @default undefined (the broker's default, 1)
+   */
+  minInsyncReplicas?: number;
 }
 
 /** Consumer group members (one per subscription). */
@@ -130,175 +142,141 @@ export interface KafkaTransportOptions {
   consumer?: KafkaConsumerOptions;
 }
 
-/** {@link KafkaTransportOptions} checked, with every default filled in. */
-export interface ResolvedOptions {
-  name: string;
-  brokers: string[];
-  clientId: string;
-  ssl: boolean | ConnectionOptions | undefined;
-  sasl: SASLOptions | undefined;
-  connectionTimeoutMs: number;
-  requestTimeoutMs: number;
-  retry: Required<KafkaRetryOptions>;
-  logLevel: KafkaLogLevel;
-  pool: PoolOptions;
-  producer: Required<KafkaProducerOptions>;
-  topics: Required<KafkaTopicOptions>;
-  consumer: Required<KafkaConsumerOptions>;
-}
-
-/** Default values of {@link KafkaTransportOptions} (pool defaults are `POOL_DEFAULTS` of `@bus/core`). */
-export const DEFAULTS = {
-  name: 'kafka',
-  clientId: 'bus',
-  connectionTimeoutMs: 3000,
-  requestTimeoutMs: 30_000,
-  logLevel: 'info',
-  retry: { retries: 5, initialRetryTimeMs: 300, maxRetryTimeMs: 30_000 },
-  producer: { idempotent: true, acks: -1, compression: 'none', ackTimeoutMs: 30_000, maxRequestBytes: 900_000 },
-  topics: { create: true, partitions: 3, replicationFactor: 1 },
-  consumer: {
-    sessionTimeoutMs: 30_000,
-    heartbeatIntervalMs: 3000,
-    rebalanceTimeoutMs: 60_000,
-    partitionsConsumedConcurrently: 1,
-    maxBytes: 10_485_760,
-    maxBytesPerPartition: 1_048_576,
-    minBytes: 1,
-    joinTimeoutMs: 30_000,
-    nackDelayMs: 200,
-    closeTimeoutMs: 30_000,
-    restartDelayMs: 1000,
-  },
-} as const satisfies Omit<ResolvedOptions, 'brokers' | 'ssl' | 'sasl' | 'pool'>;
-
-const KNOWN: Record<string, readonly string[]> = {
-  '': ['name', 'brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retry', 'logLevel', 'pool', 'producer', 'topics', 'consumer'],
-  retry: Object.keys(DEFAULTS.retry),
-  pool: ['min', 'max', 'acquireTimeoutMs', 'idleTimeoutMs', 'evictionIntervalMs', 'validateOnBorrow', 'createRetryDelayMs'],
-  producer: Object.keys(DEFAULTS.producer),
-  topics: Object.keys(DEFAULTS.topics),
-  consumer: Object.keys(DEFAULTS.consumer),
-};
-
 const HOUR = 3_600_000;
+const GIB = 1_073_741_824;
 
-function checkKeys(r: OptionReader, section: string, value: Record<string, unknown>): void {
-  const known = KNOWN[section] ?? [];
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) r.fail(key, `is not an option of kafka()${section ? ` ${section}` : ''} (known: ${known.join(', ')})`, value[key]);
-  }
-}
-
-/** Validates the options once, at construction; every error names the option's path, e.g. `consumer.sessionTimeoutMs`. */
-export function resolveOptions(options: unknown): ResolvedOptions {
-  const r: OptionReader = new OptionReader('bus/kafka', '');
-  const o = r.object('options', options) as Record<string, unknown>;
-  checkKeys(r, '', o);
-
+const brokerList = opt.custom<string[]>((v, at) => {
   let brokers: string[];
-  if (typeof o.brokers === 'string') {
-    brokers = o.brokers
+  if (typeof v === 'string') {
+    brokers = v
       .split(',')
       .map((b) => b.trim())
       .filter((b) => b.length > 0);
-    if (brokers.length === 0) r.fail('brokers', 'must name at least one host:port', o.brokers);
+    if (brokers.length === 0) fail(at, 'must name at least one host:port', v);
   } else {
-    brokers = [...r.stringArray('brokers', o.brokers)];
+    brokers = opt.array(opt.string()).parse(v, at);
   }
   brokers.forEach((broker, i) => {
-    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(broker)) r.fail(`brokers[${i}]`, 'must be host:port', broker);
+    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(broker)) fail(child(at, i), 'must be host:port', broker);
+  });
+  return brokers;
+});
+
+const objectOf = <T>(what: string) =>
+  opt.custom<T>((v, at) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(at, `must be ${what}`, v);
+    return v as T;
   });
 
-  if (o.ssl !== undefined && typeof o.ssl !== 'boolean') r.object('ssl', o.ssl);
-  if (o.sasl !== undefined) {
-    const sasl = r.object('sasl', o.sasl) as Record<string, unknown>;
-    if (sasl.mechanism === undefined) r.at('sasl').fail('mechanism', 'must be set', undefined);
-    r.at('sasl').oneOf('mechanism', sasl.mechanism, ['plain', 'scram-sha-256', 'scram-sha-512', 'aws', 'oauthbearer'], 'plain');
-  }
+const CONSUMER_DEFAULTS = {
+  sessionTimeoutMs: 30_000,
+  heartbeatIntervalMs: 3000,
+  rebalanceTimeoutMs: 60_000,
+  partitionsConsumedConcurrently: 1,
+  maxBytes: 10_485_760,
+  maxBytesPerPartition: 1_048_576,
+  minBytes: 1,
+  joinTimeoutMs: 30_000,
+  nackDelayMs: 200,
+  closeTimeoutMs: 30_000,
+  restartDelayMs: 1000,
+};
 
-  const retryRaw = r.object('retry', o.retry, true) ?? {};
-  checkKeys(r.at('retry'), 'retry', retryRaw);
-  const rr = r.at('retry');
-  const retry = {
-    retries: rr.int('retries', retryRaw.retries, DEFAULTS.retry.retries, 0, 1000),
-    initialRetryTimeMs: rr.int('initialRetryTimeMs', retryRaw.initialRetryTimeMs, DEFAULTS.retry.initialRetryTimeMs, 1, HOUR),
-    maxRetryTimeMs: rr.int('maxRetryTimeMs', retryRaw.maxRetryTimeMs, DEFAULTS.retry.maxRetryTimeMs, 1, HOUR),
-  };
+/**
+ * The one declaration of {@link KafkaTransportOptions}: each option's check and `@default`. The
+ * resolved type ({@link ResolvedOptions}), {@link DEFAULTS} and the closed key sets come from it.
+ */
+export const kafkaSchema = opt.object({
+  name: opt.string().default('kafka'),
+  brokers: brokerList,
+  clientId: opt.string().default('bus'),
+  ssl: opt
+    .custom<boolean | ConnectionOptions>((v, at) => (typeof v === 'boolean' ? v : objectOf<ConnectionOptions>('true, false or tls.connect options').parse(v, at)))
+    .optional(),
+  sasl: objectOf<SASLOptions>('an object ({ mechanism, … })')
+    .refine((sasl, at) => {
+      opt.oneOf(['plain', 'scram-sha-256', 'scram-sha-512', 'aws', 'oauthbearer']).parse((sasl as { mechanism?: unknown }).mechanism, child(at, 'mechanism'));
+    })
+    .optional(),
+  connectionTimeoutMs: opt.int(1, HOUR).default(3000),
+  requestTimeoutMs: opt.int(1, HOUR).default(30_000),
+  retry: opt
+    .object({
+      retries: opt.int(0, 1000).default(5),
+      initialRetryTimeMs: opt.int(1, HOUR).default(300),
+      maxRetryTimeMs: opt.int(1, HOUR).default(30_000),
+    })
+    .default(() => ({ retries: 5, initialRetryTimeMs: 300, maxRetryTimeMs: 30_000 })),
+  logLevel: opt.oneOf(['nothing', 'error', 'warn', 'info', 'debug']).default('info'),
+  pool: poolSchema,
+  producer: opt
+    .object({
+      idempotent: opt.boolean().default(true),
+      acks: opt
+        .custom<-1 | 0 | 1>((v, at) => {
+          if (v !== -1 && v !== 0 && v !== 1) fail(at, 'must be -1, 0 or 1', v);
+          return v;
+        })
+        .default(-1),
+      compression: opt.oneOf(['none', 'gzip']).default('none'),
+      ackTimeoutMs: opt.int(1, HOUR).default(30_000),
+      maxRequestBytes: opt.int(1024, GIB).default(900_000),
+    })
+    .refine((p, at) => {
+      if (p.idempotent && p.acks !== -1) fail(child(at, 'acks'), 'must be -1 when producer.idempotent is true (set idempotent: false to use 0 or 1)', p.acks);
+    })
+    .default(() => ({ idempotent: true, acks: -1 as const, compression: 'none' as const, ackTimeoutMs: 30_000, maxRequestBytes: 900_000 })),
+  topics: opt
+    .object({
+      create: opt.boolean().default(true),
+      partitions: opt.int(1, 100_000).default(3),
+      replicationFactor: opt.int(1, 100).default(1),
+      minInsyncReplicas: opt.int(1, 100).optional(),
+    })
+    .refine((t, at) => {
+      if (t.minInsyncReplicas !== undefined && t.minInsyncReplicas > t.replicationFactor) {
+        fail(child(at, 'minInsyncReplicas'), `must not exceed topics.replicationFactor (${t.replicationFactor})`, t.minInsyncReplicas);
+      }
+    })
+    .default(() => ({ create: true, partitions: 3, replicationFactor: 1 })),
+  consumer: opt
+    .object({
+      sessionTimeoutMs: opt.int(1000, HOUR).default(30_000),
+      heartbeatIntervalMs: opt.int(100, HOUR).default(3000),
+      rebalanceTimeoutMs: opt.int(1000, HOUR).default(60_000),
+      partitionsConsumedConcurrently: opt.int(1, 1000).default(1),
+      maxBytes: opt.int(1024, GIB).default(10_485_760),
+      maxBytesPerPartition: opt.int(1024, GIB).default(1_048_576),
+      minBytes: opt.int(1, GIB).default(1),
+      joinTimeoutMs: opt.int(0, HOUR).default(30_000),
+      nackDelayMs: opt.int(0, HOUR).default(200),
+      closeTimeoutMs: opt.int(0, HOUR).default(30_000),
+      restartDelayMs: opt.int(0, HOUR).default(1000),
+    })
+    .refine((c, at) => {
+      if (c.heartbeatIntervalMs >= c.sessionTimeoutMs) {
+        fail(child(at, 'heartbeatIntervalMs'), `must be lower than consumer.sessionTimeoutMs (${c.sessionTimeoutMs}); about a third of it is usual`, c.heartbeatIntervalMs);
+      }
+      if (c.maxBytesPerPartition > c.maxBytes) fail(child(at, 'maxBytesPerPartition'), `must not exceed consumer.maxBytes (${c.maxBytes})`, c.maxBytesPerPartition);
+    })
+    .default(() => ({ ...CONSUMER_DEFAULTS })),
+});
 
-  const poolRaw = r.object('pool', o.pool, true) ?? {};
-  checkKeys(r.at('pool'), 'pool', poolRaw);
-  const pr = r.at('pool');
-  const pool: PoolOptions = {};
-  if (poolRaw.min !== undefined) pool.min = pr.int('min', poolRaw.min, 0, 0, 1000);
-  if (poolRaw.max !== undefined) pool.max = pr.int('max', poolRaw.max, 10, 1, 1000);
-  if (pool.min !== undefined && pool.max !== undefined && pool.min > pool.max) pr.fail('min', `must not exceed pool.max (${pool.max})`, pool.min);
-  if (poolRaw.acquireTimeoutMs !== undefined) pool.acquireTimeoutMs = pr.int('acquireTimeoutMs', poolRaw.acquireTimeoutMs, 0, 1, HOUR);
-  if (poolRaw.idleTimeoutMs !== undefined) pool.idleTimeoutMs = pr.int('idleTimeoutMs', poolRaw.idleTimeoutMs, 0, 1, 24 * HOUR);
-  if (poolRaw.evictionIntervalMs !== undefined) pool.evictionIntervalMs = pr.int('evictionIntervalMs', poolRaw.evictionIntervalMs, 0, 1, HOUR);
-  if (poolRaw.validateOnBorrow !== undefined) pool.validateOnBorrow = pr.boolean('validateOnBorrow', poolRaw.validateOnBorrow, true);
-  if (poolRaw.createRetryDelayMs !== undefined) pool.createRetryDelayMs = pr.int('createRetryDelayMs', poolRaw.createRetryDelayMs, 0, 0, HOUR);
 
-  const prodRaw = r.object('producer', o.producer, true) ?? {};
-  checkKeys(r.at('producer'), 'producer', prodRaw);
-  const p = r.at('producer');
-  const d = DEFAULTS.producer;
-  const acks = prodRaw.acks === undefined ? d.acks : prodRaw.acks;
-  if (acks !== -1 && acks !== 0 && acks !== 1) p.fail('acks', 'must be -1, 0 or 1', acks);
-  const producer = {
-    idempotent: p.boolean('idempotent', prodRaw.idempotent, d.idempotent),
-    acks: acks as -1 | 0 | 1,
-    compression: p.oneOf('compression', prodRaw.compression, ['none', 'gzip'], d.compression),
-    ackTimeoutMs: p.int('ackTimeoutMs', prodRaw.ackTimeoutMs, d.ackTimeoutMs, 1, HOUR),
-    maxRequestBytes: p.int('maxRequestBytes', prodRaw.maxRequestBytes, d.maxRequestBytes, 1024, 1_073_741_824),
-  };
-  if (producer.idempotent && retry.retries < 1) rr.fail('retries', 'must be at least 1 when producer.idempotent is true', retry.retries);
-  if (producer.idempotent && producer.acks !== -1) p.fail('acks', 'must be -1 when producer.idempotent is true (set idempotent: false to use 0 or 1)', producer.acks);
+/** {@link KafkaTransportOptions} checked, with every default filled in. */
+export type ResolvedOptions = Infer<typeof kafkaSchema>;
 
-  const topicsRaw = r.object('topics', o.topics, true) ?? {};
-  checkKeys(r.at('topics'), 'topics', topicsRaw);
-  const t = r.at('topics');
-  const topics = {
-    create: t.boolean('create', topicsRaw.create, DEFAULTS.topics.create),
-    partitions: t.int('partitions', topicsRaw.partitions, DEFAULTS.topics.partitions, 1, 100_000),
-    replicationFactor: t.int('replicationFactor', topicsRaw.replicationFactor, DEFAULTS.topics.replicationFactor, 1, 100),
-  };
-
-  const consRaw = r.object('consumer', o.consumer, true) ?? {};
-  checkKeys(r.at('consumer'), 'consumer', consRaw);
-  const c = r.at('consumer');
-  const cd = DEFAULTS.consumer;
-  const consumer = {
-    sessionTimeoutMs: c.int('sessionTimeoutMs', consRaw.sessionTimeoutMs, cd.sessionTimeoutMs, 1000, HOUR),
-    heartbeatIntervalMs: c.int('heartbeatIntervalMs', consRaw.heartbeatIntervalMs, cd.heartbeatIntervalMs, 100, HOUR),
-    rebalanceTimeoutMs: c.int('rebalanceTimeoutMs', consRaw.rebalanceTimeoutMs, cd.rebalanceTimeoutMs, 1000, HOUR),
-    partitionsConsumedConcurrently: c.int('partitionsConsumedConcurrently', consRaw.partitionsConsumedConcurrently, cd.partitionsConsumedConcurrently, 1, 1000),
-    maxBytes: c.int('maxBytes', consRaw.maxBytes, cd.maxBytes, 1024, 1_073_741_824),
-    maxBytesPerPartition: c.int('maxBytesPerPartition', consRaw.maxBytesPerPartition, cd.maxBytesPerPartition, 1024, 1_073_741_824),
-    minBytes: c.int('minBytes', consRaw.minBytes, cd.minBytes, 1, 1_073_741_824),
-    joinTimeoutMs: c.int('joinTimeoutMs', consRaw.joinTimeoutMs, cd.joinTimeoutMs, 0, HOUR),
-    nackDelayMs: c.int('nackDelayMs', consRaw.nackDelayMs, cd.nackDelayMs, 0, HOUR),
-    closeTimeoutMs: c.int('closeTimeoutMs', consRaw.closeTimeoutMs, cd.closeTimeoutMs, 0, HOUR),
-    restartDelayMs: c.int('restartDelayMs', consRaw.restartDelayMs, cd.restartDelayMs, 0, HOUR),
-  };
-  if (consumer.heartbeatIntervalMs >= consumer.sessionTimeoutMs) {
-    c.fail('heartbeatIntervalMs', `must be lower than consumer.sessionTimeoutMs (${consumer.sessionTimeoutMs}); about a third of it is usual`, consumer.heartbeatIntervalMs);
-  }
-  if (consumer.maxBytesPerPartition > consumer.maxBytes) c.fail('maxBytesPerPartition', `must not exceed consumer.maxBytes (${consumer.maxBytes})`, consumer.maxBytesPerPartition);
-
-  return {
-    name: r.string('name', o.name, DEFAULTS.name),
-    brokers,
-    clientId: r.string('clientId', o.clientId, DEFAULTS.clientId),
-    ssl: o.ssl as ResolvedOptions['ssl'],
-    sasl: o.sasl as SASLOptions | undefined,
-    connectionTimeoutMs: r.int('connectionTimeoutMs', o.connectionTimeoutMs, DEFAULTS.connectionTimeoutMs, 1, HOUR),
-    requestTimeoutMs: r.int('requestTimeoutMs', o.requestTimeoutMs, DEFAULTS.requestTimeoutMs, 1, HOUR),
-    retry,
-    logLevel: r.oneOf('logLevel', o.logLevel, ['nothing', 'error', 'warn', 'info', 'debug'], DEFAULTS.logLevel),
-    pool,
-    producer,
-    topics,
-    consumer,
-  };
+/** Validates the options once, at construction; every error names the option's path, e.g. `consumer.sessionTimeoutMs`. */
+export function resolveOptions(options: unknown): ResolvedOptions {
+  const at = { source: 'bus/kafka', path: '' };
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) fail({ ...at, path: 'options' }, 'must be an object', options);
+  const o = kafkaSchema.parse(options, at);
+  if (o.producer.idempotent && o.retry.retries < 1) fail(child(at, 'retry.retries'), 'must be at least 1 when producer.idempotent is true', o.retry.retries);
+  return o;
 }
+
+/** Default values of {@link KafkaTransportOptions} (pool defaults are `POOL_DEFAULTS` of `@bus/core`). */
+export const DEFAULTS = (() => {
+  const { brokers: _brokers, ...defaults } = kafkaSchema.parse({ brokers: 'localhost:9092' }, { source: 'bus/kafka', path: '' });
+  return defaults;
+})();

@@ -1,4 +1,5 @@
-import { OptionReader, type PoolOptions } from '@bus/core';
+import { type PoolOptions, poolSchema } from '@bus/core';
+import { child, fail, type Infer, opt } from '@bus/core/kit';
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 
 /** A connection made by ioredis: a standalone client or a Cluster client. */
@@ -122,154 +123,108 @@ export interface RedisStreamOptions {
   fields?: FieldNames;
 }
 
+const DAY = 86_400_000;
+
+const isUrl = (v: string) => /^rediss?:\/\//.test(v);
+
+/** A Cluster startup node: `host:port`, a port, or `{ host, port }`. */
+const clusterNode = opt.custom<ClusterNode>((node, at) => {
+  const ok =
+    (typeof node === 'string' && node.length > 0) ||
+    (typeof node === 'number' && Number.isInteger(node) && node > 0) ||
+    (typeof node === 'object' && node !== null && !Array.isArray(node));
+  if (!ok) fail(at, 'must be a host:port string, a port or { host, port }', node);
+  return node as ClusterNode;
+});
+
+/**
+ * The one declaration of {@link RedisStreamOptions}: each option's check and `@default`. The resolved
+ * type ({@link ResolvedOptions}), the defaults ({@link DEFAULTS}) and the closed key set come from it.
+ */
+export const redisStreamSchema = opt.object({
+  name: opt.string().default('redis'),
+  url: opt.custom<string>((v, at) => {
+    if (typeof v !== 'string' || !isUrl(v.trim())) fail(at, 'must start with redis:// or rediss://', v);
+    return v.trim();
+  }).optional(),
+  connection: opt.custom<RedisOptions>((v, at) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(at, 'must be an object (ioredis options)', v);
+    const connection = v as RedisOptions;
+    if (connection.keyPrefix) fail(child(at, 'keyPrefix'), 'is not supported (stream keys would not match); use the keyPrefix option', connection.keyPrefix);
+    return connection;
+  }).optional(),
+  cluster: opt
+    .object({
+      nodes: opt.array(clusterNode),
+      options: opt.custom<ClusterOptions>((v, at) => {
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(at, 'must be an object (ioredis Cluster options)', v);
+        return v as ClusterOptions;
+      }).default(() => ({})),
+    })
+    .optional(),
+  createClient: opt.func<(role: ConnectionRole) => RedisClient>().optional(),
+  keyPrefix: opt.custom<string>((v, at) => {
+    if (typeof v !== 'string') fail(at, 'must be a string', v);
+    return v;
+  }).default(''),
+  pool: poolSchema,
+  connectTimeoutMs: opt.int(1, DAY).default(10_000),
+  commandTimeoutMs: opt.int(1, DAY).default(10_000),
+  readTimeoutGraceMs: opt.int(1, DAY).default(5000),
+  claimIdleMs: opt.int(100, DAY).default(30_000),
+  claimIntervalMs: opt.int(10, DAY).default(5000),
+  nackDelayMs: opt.int(0, DAY).optional(),
+  consumerIdleTimeoutMs: opt.int(0, 30 * DAY).default(3_600_000),
+  binary: opt.boolean().default(false),
+  trim: opt
+    .object({
+      maxLen: opt.int(1).optional(),
+      maxAgeMs: opt.int(1).optional(),
+      exact: opt.boolean().default(false),
+    })
+    .refine((trim, at) => {
+      if (trim.maxLen !== undefined && trim.maxAgeMs !== undefined) {
+        fail(child(at, 'maxAgeMs'), 'cannot be combined with trim.maxLen (Redis trims by one strategy per XADD)', trim.maxAgeMs);
+      }
+    })
+    .default(() => ({ exact: false })),
+  fields: opt
+    .object({ value: opt.string().default('_data'), key: opt.string().default('_key') })
+    .refine((fields, at) => {
+      if (fields.value === fields.key) fail(child(at, 'key'), 'must differ from fields.value', fields.key);
+    })
+    .default(() => ({ value: '_data', key: '_key' })),
+});
+
 /** {@link RedisStreamOptions} checked and with every default filled in. */
-export interface ResolvedOptions {
-  name: string;
-  url: string | undefined;
+export type ResolvedOptions = Omit<Infer<typeof redisStreamSchema>, 'nackDelayMs' | 'cluster' | 'url' | 'connection'> & {
   connection: RedisOptions;
+  /** The URL to connect to; undefined when `connection` alone, `cluster` or `createClient` is used. */
+  url: string | undefined;
   cluster: { nodes: ClusterNode[]; options: ClusterOptions } | undefined;
-  createClient: ((role: ConnectionRole) => RedisClient) | undefined;
-  keyPrefix: string;
-  pool: PoolOptions;
-  connectTimeoutMs: number;
-  commandTimeoutMs: number;
-  readTimeoutGraceMs: number;
-  claimIdleMs: number;
-  claimIntervalMs: number;
   nackDelayMs: number;
-  consumerIdleTimeoutMs: number;
-  binary: boolean;
-  /** Trimming on XADD: `MAXLEN` by count or `MINID` by age (computed per call); both undefined = off. */
-  trim: { maxLen: number | undefined; maxAgeMs: number | undefined; exact: boolean };
-  fields: { value: string; key: string };
-}
+};
 
 /** Default values of {@link RedisStreamOptions} (pool defaults are `POOL_DEFAULTS` of `@bus/core`). */
 export const DEFAULTS = {
-  name: 'redis',
+  ...(redisStreamSchema.parse({}, { source: 'bus/redis', path: '' }) as Omit<ResolvedOptions, 'url' | 'cluster'>),
   url: 'redis://127.0.0.1:6379',
-  keyPrefix: '',
-  connectTimeoutMs: 10_000,
-  commandTimeoutMs: 10_000,
-  readTimeoutGraceMs: 5000,
-  claimIdleMs: 30_000,
-  claimIntervalMs: 5000,
   nackDelayMs: 1000,
-  consumerIdleTimeoutMs: 3_600_000,
-  binary: false,
-  fields: { value: '_data', key: '_key' },
 } as const;
 
-const DAY = 86_400_000;
-
-const KNOWN = new Set([
-  'name',
-  'url',
-  'connection',
-  'cluster',
-  'createClient',
-  'keyPrefix',
-  'pool',
-  'connectTimeoutMs',
-  'commandTimeoutMs',
-  'readTimeoutGraceMs',
-  'claimIdleMs',
-  'claimIntervalMs',
-  'nackDelayMs',
-  'consumerIdleTimeoutMs',
-  'binary',
-  'trim',
-  'fields',
-]);
-
-/** Validates the options once, at construction; every error names the option's path. */
+/** Validates the options once, at construction; every error names the option's path (secrets redacted). */
 export function resolveOptions(options: unknown): ResolvedOptions {
-  const r: OptionReader = new OptionReader('bus/redis', '');
-  const o = (r.object('options', options ?? {}) ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(o)) if (!KNOWN.has(key)) r.fail(key, 'is not an option of redisStream (a typo?)', o[key]);
-  const url = r.optionalString('url', o.url);
-  if (url !== undefined && !/^rediss?:\/\//.test(url)) r.fail('url', 'must start with redis:// or rediss://', url);
-  const connection = (r.object('connection', o.connection, true) ?? {}) as RedisOptions;
-  if ('keyPrefix' in connection && connection.keyPrefix) {
-    r.at('connection').fail('keyPrefix', 'is not supported (stream keys would not match); use the keyPrefix option', connection.keyPrefix);
-  }
-  let cluster: ResolvedOptions['cluster'];
-  const clusterRaw = r.object('cluster', o.cluster, true);
-  if (clusterRaw) {
-    const c: OptionReader = r.at('cluster');
-    const nodes = clusterRaw.nodes;
-    if (!Array.isArray(nodes) || nodes.length === 0) c.fail('nodes', 'must be a non-empty array of nodes (host:port strings, ports or { host, port })', nodes);
-    nodes.forEach((node, i) => {
-      const ok =
-        (typeof node === 'string' && node.length > 0) ||
-        (typeof node === 'number' && Number.isInteger(node) && node > 0) ||
-        (typeof node === 'object' && node !== null && !Array.isArray(node));
-      if (!ok) c.fail(`nodes[${i}]`, 'must be a host:port string, a port or { host, port }', node);
-    });
-    cluster = { nodes: nodes as ClusterNode[], options: (c.object('options', clusterRaw.options, true) ?? {}) as ClusterOptions };
-  }
-  const createClient = r.func<(role: ConnectionRole) => RedisClient>('createClient', o.createClient, true);
-  const sources = [url !== undefined || o.connection !== undefined ? 'url/connection' : '', cluster ? 'cluster' : '', createClient ? 'createClient' : ''].filter(Boolean);
-  if (sources.length > 1) r.fail(sources[1] as string, `cannot be combined with ${sources[0]}: give one way to connect`, o[sources[1] === 'cluster' ? 'cluster' : 'createClient']);
-
-  const keyPrefix = o.keyPrefix === undefined || o.keyPrefix === '' ? DEFAULTS.keyPrefix : r.string('keyPrefix', o.keyPrefix);
-  const pool = validatePool(r, o.pool);
-
-  const trimRaw = r.object('trim', o.trim, true) ?? {};
-  const t: OptionReader = r.at('trim');
-  const trim = {
-    maxLen: trimRaw.maxLen === undefined ? undefined : t.int('maxLen', trimRaw.maxLen, 0, 1),
-    maxAgeMs: trimRaw.maxAgeMs === undefined ? undefined : t.int('maxAgeMs', trimRaw.maxAgeMs, 0, 1),
-    exact: t.boolean('exact', trimRaw.exact, false),
-  };
-  if (trim.maxLen !== undefined && trim.maxAgeMs !== undefined) t.fail('maxAgeMs', 'cannot be combined with trim.maxLen (Redis trims by one strategy per XADD)', trim.maxAgeMs);
-
-  const fieldsRaw = r.object('fields', o.fields, true) ?? {};
-  const f: OptionReader = r.at('fields');
-  const fields = {
-    value: f.string('value', fieldsRaw.value, DEFAULTS.fields.value),
-    key: f.string('key', fieldsRaw.key, DEFAULTS.fields.key),
-  };
-  if (fields.value === fields.key) f.fail('key', 'must differ from fields.value', fields.key);
-
-  const claimIdleMs = r.int('claimIdleMs', o.claimIdleMs, DEFAULTS.claimIdleMs, 100, DAY);
-  const nackDelayMs = r.int('nackDelayMs', o.nackDelayMs, Math.min(DEFAULTS.nackDelayMs, claimIdleMs), 0, DAY);
-  if (nackDelayMs > claimIdleMs) r.fail('nackDelayMs', `must not exceed claimIdleMs (${claimIdleMs})`, nackDelayMs);
-
+  const at = { source: 'bus/redis', path: '' };
+  const o = redisStreamSchema.parse(options ?? {}, at);
+  const sources = [o.url !== undefined || o.connection !== undefined ? 'url/connection' : '', o.cluster ? 'cluster' : '', o.createClient ? 'createClient' : ''].filter(Boolean);
+  if (sources.length > 1) fail(child(at, sources[1] as string), `cannot be combined with ${sources[0]}: give one way to connect`, '[given]');
+  const nackDelayMs = o.nackDelayMs ?? Math.min(DEFAULTS.nackDelayMs, o.claimIdleMs);
+  if (nackDelayMs > o.claimIdleMs) fail(child(at, 'nackDelayMs'), `must not exceed claimIdleMs (${o.claimIdleMs})`, nackDelayMs);
   return {
-    name: r.string('name', o.name, DEFAULTS.name),
-    url: url ?? (o.connection === undefined && !cluster && !createClient ? DEFAULTS.url : undefined),
-    connection,
-    cluster,
-    createClient,
-    keyPrefix,
-    pool,
-    connectTimeoutMs: r.int('connectTimeoutMs', o.connectTimeoutMs, DEFAULTS.connectTimeoutMs, 1, DAY),
-    commandTimeoutMs: r.int('commandTimeoutMs', o.commandTimeoutMs, DEFAULTS.commandTimeoutMs, 1, DAY),
-    binary: r.boolean('binary', o.binary, DEFAULTS.binary),
-    readTimeoutGraceMs: r.int('readTimeoutGraceMs', o.readTimeoutGraceMs, DEFAULTS.readTimeoutGraceMs, 1, DAY),
-    claimIdleMs,
-    claimIntervalMs: r.int('claimIntervalMs', o.claimIntervalMs, DEFAULTS.claimIntervalMs, 10, DAY),
+    ...o,
+    connection: o.connection ?? {},
+    url: o.url ?? (o.connection === undefined && !o.cluster && !o.createClient ? DEFAULTS.url : undefined),
+    cluster: o.cluster as ResolvedOptions['cluster'],
     nackDelayMs,
-    consumerIdleTimeoutMs: r.int('consumerIdleTimeoutMs', o.consumerIdleTimeoutMs, DEFAULTS.consumerIdleTimeoutMs, 0, 30 * DAY),
-    trim,
-    fields,
   };
-}
-
-function validatePool(r: OptionReader, value: unknown): PoolOptions {
-  const raw = r.object('pool', value, true) ?? {};
-  const p: OptionReader = r.at('pool');
-  const pool: PoolOptions = {};
-  if (raw.min !== undefined) pool.min = p.int('min', raw.min, 0, 0, 10_000);
-  if (raw.max !== undefined) pool.max = p.int('max', raw.max, 10, 1, 10_000);
-  if (raw.acquireTimeoutMs !== undefined) pool.acquireTimeoutMs = p.int('acquireTimeoutMs', raw.acquireTimeoutMs, 5000, 1, DAY);
-  if (raw.idleTimeoutMs !== undefined) pool.idleTimeoutMs = p.int('idleTimeoutMs', raw.idleTimeoutMs, 60_000, 1, DAY);
-  if (raw.evictionIntervalMs !== undefined) pool.evictionIntervalMs = p.int('evictionIntervalMs', raw.evictionIntervalMs, 10_000, 1, DAY);
-  if (raw.validateOnBorrow !== undefined) pool.validateOnBorrow = p.boolean('validateOnBorrow', raw.validateOnBorrow, true);
-  if (raw.createRetryDelayMs !== undefined) pool.createRetryDelayMs = p.int('createRetryDelayMs', raw.createRetryDelayMs, 200, 0, DAY);
-  const known = new Set(['min', 'max', 'acquireTimeoutMs', 'idleTimeoutMs', 'evictionIntervalMs', 'validateOnBorrow', 'createRetryDelayMs']);
-  for (const key of Object.keys(raw)) if (!known.has(key)) p.fail(key, `is not a pool option (${[...known].join(', ')})`, raw[key]);
-  if ((pool.min ?? 0) > (pool.max ?? 10)) p.fail('min', `must not exceed pool.max (${pool.max ?? 10})`, pool.min);
-  return pool;
 }

@@ -18,7 +18,7 @@ import {
 } from '@bus/core';
 import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, toBusError } from './client.js';
 import { type Command, num, parseFlat, pipeline } from './commands.js';
-import { type RedisClient, type RedisStreamOptions, resolveOptions } from './options.js';
+import { type RedisClient, type RedisStreamOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { openSubscription } from './subscription.js';
 import { toFields } from './wire.js';
 
@@ -202,7 +202,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
   return transport;
 }
 
-function trimArgs(trim: { maxLen: number | undefined; maxAgeMs: number | undefined; exact: boolean }): (string | number)[] {
+function trimArgs(trim: ResolvedOptions['trim']): (string | number)[] {
   const op = trim.exact ? '=' : '~';
   if (trim.maxLen !== undefined) return ['MAXLEN', op, trim.maxLen];
   if (trim.maxAgeMs !== undefined) return ['MINID', op, Math.max(0, Date.now() - trim.maxAgeMs)];

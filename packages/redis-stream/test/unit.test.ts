@@ -18,9 +18,9 @@ describe('option validation (at construction, naming the key path)', () => {
     [{ pool: { max: 0 } }, 'pool.max', '[bus/redis] pool.max must be an integer from 1 to 10000, got 0'],
     [{ pool: { acquireTimeoutMs: -5 } }, 'pool.acquireTimeoutMs', 'pool.acquireTimeoutMs must be'],
     [{ pool: { min: 5, max: 2 } }, 'pool.min', 'must not exceed pool.max (2)'],
-    [{ pool: { maxConnections: 3 } }, 'pool.maxConnections', 'is not a pool option'],
+    [{ pool: { maxConnections: 3 } }, 'pool.maxConnections', 'is not an option; known options: min, max'],
     [{ url: 'http://x' }, 'url', 'must start with redis://'],
-    [{ url: '' }, 'url', 'must be a non-empty string'],
+    [{ url: '' }, 'url', 'must start with redis:// or rediss://'],
     [{ claimIdleMs: 10 }, 'claimIdleMs', 'must be an integer from 100'],
     [{ claimIdleMs: 1000, nackDelayMs: 5000 }, 'nackDelayMs', 'must not exceed claimIdleMs (1000)'],
     [{ consumerIdleTimeoutMs: 'soon' }, 'consumerIdleTimeoutMs', 'got "soon"'],
@@ -33,12 +33,19 @@ describe('option validation (at construction, naming the key path)', () => {
     [{ trim: { maxLen: 10, maxAgeMs: 1000 } }, 'trim.maxAgeMs', 'cannot be combined with trim.maxLen'],
     [{ fields: { value: 'x', key: 'x' } }, 'fields.key', 'must differ from fields.value'],
     [{ connection: { keyPrefix: 'app:' } }, 'connection.keyPrefix', 'use the keyPrefix option'],
-    [{ claimIntervallMs: 100 }, 'claimIntervallMs', 'is not an option of redisStream'],
+    [{ claimIntervallMs: 100 }, 'claimIntervallMs', 'is not an option; did you mean "claimIntervalMs"?'],
+    // Secrets never reach the message: URL passwords and secret-looking keys are masked.
+    [{ url: 'http://:s3cret@host:6379' }, 'url', 'got "http://:***@host:6379"'],
+    [{ connection: 'redis://:s3cret@host' }, 'connection', 'got "redis://:***@host"'],
+    [{ connection: { password: 's3cret', keyPrefix: 'x' } }, 'connection.keyPrefix', 'use the keyPrefix option'],
+    [{ urll: 'redis://u:s3cret@host' }, 'urll', 'did you mean "url"?, got "redis://u:***@host"'],
   ])('%j → %s', (options, path, message) => {
     const error = configError(options);
     expect(error.path).toBe(path);
     expect(error.message).toContain(message);
     expect(error.message.startsWith('[bus/redis] ')).toBe(true);
+    expect(error.message).not.toContain('s3cret');
+    expect(JSON.stringify(error.value ?? null)).not.toContain('s3cret');
     expect(BusError.isInstance(error)).toBe(true);
     expect(error.code).toBe('CONFIG');
   });

@@ -36,6 +36,21 @@ export class OptionSchema<T> {
     return new OptionSchema<T>(this.check, make, true, this.plural, this.keys);
   }
 
+  /** The same schema with a check across the resolved value's fields (throw with {@link fail}). */
+  refine(check: (value: T, at: OptionPath) => void): OptionSchema<T> {
+    return new OptionSchema<T>(
+      (value, at) => {
+        const resolved = this.check(value, at);
+        check(resolved, at);
+        return resolved;
+      },
+      this.fallback,
+      this.isOptional,
+      this.plural,
+      this.keys,
+    );
+  }
+
   /** Resolves `value` at `at`; absent values take the default or fail when required. */
   parse(value: unknown, at: OptionPath): T {
     if (value === undefined) {
@@ -50,7 +65,13 @@ export class OptionSchema<T> {
 export type Infer<S> = S extends OptionSchema<infer T> ? T : never;
 
 type Shape = Record<string, OptionSchema<unknown>>;
-type ObjectOf<S extends Shape> = { [K in keyof S]: Infer<S[K]> };
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+/** The resolved object of a shape: keys whose value may be `undefined` are optional. */
+type ObjectOf<S extends Shape> = Simplify<
+  { [K in keyof S as undefined extends Infer<S[K]> ? never : K]: Infer<S[K]> } & {
+    [K in keyof S as undefined extends Infer<S[K]> ? K : never]?: Infer<S[K]>;
+  }
+>;
 
 /** Throws the {@link ConfigError} of a bad value at `at`. */
 export function fail(at: OptionPath, expectation: string, value: unknown): never {
