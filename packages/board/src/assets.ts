@@ -67,6 +67,7 @@ header .brand { font-weight: 700; color: var(--fg); text-decoration: none; }
 header .auth { margin-left: auto; display: flex; gap: 8px; align-items: center; }
 main { padding: 12px 20px 40px; max-width: 1400px; }
 a { color: var(--accent); }
+h1 code, h2 code { font-size: .85em; }
 h1 { font-size: 20px; margin: 12px 0; } h2 { font-size: 16px; margin: 20px 0 8px; } small { color: var(--muted); font-weight: normal; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
