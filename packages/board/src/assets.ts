@@ -26,6 +26,7 @@ export const BOARD_JS = `(function () {
         .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
         .then(function (o) {
           o.modules.forEach(function (m, mi) {
+            if (m.workers) set(mi + '.workers', m.workers.alive + '/' + m.workers.total + ' alive, ' + m.workers.ready + ' ready, ' + m.workers.restarts + ' restart(s)' + (m.workers.pids.length ? ' (pid ' + m.workers.pids.join(', ') + ')' : ''));
             m.consumers.forEach(function (c, ci) {
               c.topics.forEach(function (t, ti) {
                 var k = mi + '.' + ci + '.' + ti;

@@ -1,8 +1,8 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage as NodeRequest, ServerResponse } from 'node:http';
-import { OptionReader, type Transport } from '@bus/core';
+import { OptionReader, type Transport, type WorkerInfo } from '@bus/core';
 import { BOARD_CSS, BOARD_JS } from './assets.js';
-import type { CountingMetrics } from './counters.js';
+import type { CountsSource } from './counters.js';
 import { publishReplays, replayDeadLetters, type StoredRecord, toDeadLetter } from './dead-letters.js';
 import type { Html } from './html.js';
 import { type BoardModule, errorText, readOverview } from './overview.js';
@@ -33,8 +33,12 @@ export interface BoardOptions {
   bus: BoardSource;
   /** Its modules (a config file's `modules`, or the definitions given to `bus.module`). @default [] */
   modules?: readonly BoardModule[];
-  /** Counts handled and failed messages; pass the same object as the bus's `metrics`. @default undefined (counts shown as –) */
-  counters?: CountingMetrics;
+  /**
+   * Handled and failed counts: a `countingMetrics()` passed to the bus as its `metrics` too, or,
+   * in the `bus run` parent, `workerCounts(supervisor)` (the workers' counts, summed).
+   * @default undefined (counts shown as –)
+   */
+  counters?: CountsSource;
   /**
    * Access token that enables actions: whoever signs in with it (a form on every page; a session
    * cookie follows) may replay and delete. At least 12 characters. Without a token and without
@@ -54,6 +58,12 @@ export interface BoardOptions {
   deadLetters?: (transport: Transport, name: string) => DeadLetterStore;
   /** Dead letters per page. @default 50 */
   pageSize?: number;
+  /**
+   * The worker slots of `bus run`, for "worker processes alive" per module: pass
+   * `() => supervisor.workers()` when the board runs in the config's `supervisor` hook.
+   * @default undefined (not shown)
+   */
+  workers?: () => readonly WorkerInfo[];
 }
 
 /** A mounted board: a Node handler, a fetch handler, and `close`. */
@@ -118,6 +128,7 @@ export function createBoard(options: BoardOptions): Board {
   const token = options.token === undefined ? undefined : r.string('token', options.token);
   if (token !== undefined && token.length < 12) r.fail('token', 'must have at least 12 characters', token);
   if (options.authorize !== undefined && typeof options.authorize !== 'function') r.fail('authorize', 'must be a function', options.authorize);
+  if (options.workers !== undefined && typeof options.workers !== 'function') r.fail('workers', 'must be a function', options.workers);
   const base = (options.basePath === undefined ? '' : r.string('basePath', options.basePath)).replace(/\/+$/, '');
   if (base && !base.startsWith('/')) r.fail('basePath', 'must start with "/"', base);
   const pageSize = r.int('pageSize', options.pageSize, 50, 1, 1000);
@@ -173,9 +184,9 @@ export function createBoard(options: BoardOptions): Board {
     const notice = noticeText(q);
     switch (path) {
       case '/':
-        return page(200, overviewPage(ctx, await readOverview(source.transports, source.defaultTransport, modules, options.counters)));
+        return page(200, overviewPage(ctx, await readOverview(source.transports, source.defaultTransport, modules, options.counters, options.workers)));
       case '/api/overview':
-        return json(await readOverview(source.transports, source.defaultTransport, modules, options.counters));
+        return json(await readOverview(source.transports, source.defaultTransport, modules, options.counters, options.workers));
       case '/dead-letters': {
         const name = required(q, 't');
         const topic = required(q, 'topic');

@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 export { type Board, type BoardAccess, type BoardOptions, type BoardRequest, type BoardSource, createBoard } from './board.js';
-export { type ConsumerCounts, type CountingMetrics, countingMetrics } from './counters.js';
+export { answerCounts, COUNTS_TOPIC, type ConsumerCounts, type CountingMetrics, type CountsSnapshot, type CountsSource, countingMetrics, workerCounts } from './counters.js';
 export {
   type DeadLetter,
   DLQ_REPLAY_GROUP,
@@ -22,7 +22,7 @@ export {
   toDeadLetter,
 } from './dead-letters.js';
 export { escapeHtml } from './html.js';
-export { type BoardModule, type ConsumerRow, type ModuleRow, type Overview, readOverview, type TopicRow, type TransportRow } from './overview.js';
+export { type BoardModule, type ConsumerRow, type ModuleRow, type Overview, readOverview, type TopicRow, type TransportRow, type WorkersRow } from './overview.js';
 export {
   type DeadLetterPage,
   type DeadLetterStore,

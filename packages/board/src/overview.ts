@@ -1,5 +1,5 @@
-import { type ConsumersDeclaration, type LagInfo, redact, redactUrl, type Transport } from '@bus/core';
-import type { CountingMetrics } from './counters.js';
+import { type ConsumersDeclaration, type LagInfo, redact, redactUrl, type Transport, type WorkerInfo } from '@bus/core';
+import type { ConsumerCounts, CountsSource } from './counters.js';
 import { DLQ_REPLAY_GROUP, deadLetterTopicOf } from './dead-letters.js';
 
 /** What the board needs of a module: a `ModuleDefinition` or a config file's module fits. */
@@ -37,12 +37,27 @@ export interface ConsumerRow {
   topics: TopicRow[];
 }
 
+/** The worker processes of a module under `bus run`, from the supervisor. */
+export interface WorkersRow {
+  /** Slots of the module. */
+  total: number;
+  /** Processes alive (starting, ready or draining). */
+  alive: number;
+  ready: number;
+  /** Restarts of all slots since the supervisor started. */
+  restarts: number;
+  pids: number[];
+}
+
 export interface ModuleRow {
   module: string;
   transport: string;
   /** The transport's kind (`redis`, `kafka`, `memory`…). */
   kind: string;
+  /** Configured worker processes (`processes` of a config file's module). */
   processes: number | undefined;
+  /** Live worker state, when the board runs in the `bus run` parent (`BoardOptions.workers`). */
+  workers?: WorkersRow;
   consumers: ConsumerRow[];
   error?: string;
 }
@@ -74,8 +89,26 @@ export async function readOverview(
   transports: Readonly<Record<string, Transport>>,
   defaultTransport: string,
   modules: readonly BoardModule[],
-  counters?: CountingMetrics,
+  counters?: CountsSource,
+  workers?: () => readonly WorkerInfo[],
 ): Promise<Overview> {
+  let countsOf: ((module: string, consumer: string, topic: string) => ConsumerCounts | undefined) | undefined;
+  if (typeof counters === 'function') {
+    // Asked once per overview (e.g. of every `bus run` worker over IPC); a failure leaves counts out.
+    const snapshot = await counters().catch(() => undefined);
+    if (snapshot) {
+      const byKey = new Map(snapshot.map((c) => [JSON.stringify([c.module, c.consumer, c.topic]), c]));
+      countsOf = (module, consumer, topic) => byKey.get(JSON.stringify([module, consumer, topic])) ?? { handled: 0, failed: 0, deadLettered: 0 };
+    }
+  } else if (counters) {
+    countsOf = (module, consumer, topic) => counters.counts(module, consumer, topic);
+  }
+  let slots: readonly WorkerInfo[] | undefined;
+  try {
+    slots = workers?.();
+  } catch {
+    slots = undefined;
+  }
   const out: Overview = { at: new Date().toISOString(), modules: [], transports: describeTransports(transports) };
   await Promise.all(
     modules.map(async (m, i) => {
@@ -83,6 +116,8 @@ export async function readOverview(
       const transport = transports[transportName];
       const row: ModuleRow = { module: m.name, transport: transportName, kind: transport?.name ?? '?', processes: m.processes, consumers: [] };
       out.modules[i] = row;
+      const mine = slots?.filter((w) => w.group === m.name);
+      if (mine && mine.length > 0) row.workers = workersRow(mine);
       if (!transport) {
         row.error = `no transport "${transportName}"`;
         return;
@@ -110,7 +145,7 @@ export async function readOverview(
               const errors: string[] = [];
               const dlq = m.deadLetterTopic ? m.deadLetterTopic(topic) : deadLetterTopicOf(topic);
               const [info, dead] = await Promise.all([read(group, topic, errors), read(DLQ_REPLAY_GROUP, dlq, errors)]);
-              const counts = counters?.counts(m.name, consumer, topic);
+              const counts = countsOf?.(m.name, consumer, topic);
               return {
                 topic,
                 lag: info?.lag,
@@ -142,4 +177,15 @@ function describeTransports(transports: Readonly<Record<string, Transport>>): Tr
     }
     return { name, kind: t.name, options: text };
   });
+}
+
+function workersRow(slots: readonly WorkerInfo[]): WorkersRow {
+  const alive = slots.filter((w) => w.pid !== undefined && (w.status === 'starting' || w.status === 'ready' || w.status === 'draining'));
+  return {
+    total: slots.length,
+    alive: alive.length,
+    ready: slots.filter((w) => w.status === 'ready').length,
+    restarts: slots.reduce((sum, w) => sum + w.restarts, 0),
+    pids: alive.map((w) => w.pid as number),
+  };
 }

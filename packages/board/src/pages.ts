@@ -1,7 +1,7 @@
 import { DLQ_HEADER } from '@bus/core';
 import { type DeadLetter, type StoredRecord, toDeadLetter } from './dead-letters.js';
 import { type Html, html } from './html.js';
-import type { Overview, TopicRow } from './overview.js';
+import type { Overview, TopicRow, WorkersRow } from './overview.js';
 
 /** What every page knows about the request. */
 export interface PageContext {
@@ -77,6 +77,11 @@ function deadLetterCell(ctx: PageContext, transport: string, row: TopicRow, key:
   return html`<a href="${link(ctx.base, '/dead-letters', { t: transport, topic: row.deadLetterTopic })}" data-live="${key}.deadLetters">${n(row.deadLetters)}</a>`;
 }
 
+/** `2/2 alive, 2 ready, 0 restarts (pids 10, 11)`. */
+export function workersText(w: WorkersRow): string {
+  return `${w.alive}/${w.total} alive, ${w.ready} ready, ${w.restarts} restart(s)${w.pids.length ? ` (pid ${w.pids.join(', ')})` : ''}`;
+}
+
 /** Every module with its consumers, topics, lag, pending, dead letters and counts. */
 export function overviewPage(ctx: PageContext, o: Overview): Html {
   const modules = o.modules.map((m, mi) => {
@@ -96,7 +101,8 @@ export function overviewPage(ctx: PageContext, o: Overview): Html {
       }),
     );
     return html`<section class="module" data-module="${m.module}">
-<h2>${m.module} <small>on <code>${m.transport}</code> (${m.kind})${m.processes ? `, ${m.processes} worker process(es) under bus run` : ''}</small></h2>
+<h2>${m.module} <small>on <code>${m.transport}</code> (${m.kind})${m.processes && !m.workers ? `, ${m.processes} worker process(es) under bus run` : ''}</small></h2>
+${m.workers ? html`<p class="workers">Worker processes: <span data-live="${mi}.workers">${workersText(m.workers)}</span></p>` : ''}
 ${m.error ? html`<p class="error">${m.error}</p>` : ''}
 <table>
 <thead><tr><th>Consumer</th><th>Group</th><th>Events</th><th>Topic</th><th class="num" title="not yet delivered to the group">Lag</th><th class="num" title="delivered, not acknowledged">Pending</th><th class="num" title="dead letters not replayed yet">Dead letters</th><th class="num" title="handler successes in this process">Handled</th><th class="num" title="failed attempts in this process">Failed</th><th></th></tr></thead>

@@ -1,10 +1,24 @@
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { createBus } from '@bus/core';
+import { redisStream } from '@bus/redis-stream';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bus, busDone, killAll, MEMORY_CONFIG, waitFor } from './helpers.js';
 
 const LIVE_TASKS = fileURLToPath(new URL('../../../examples/live-tasks/bus.config.ts', import.meta.url));
+const BOARD_CONFIG = fileURLToPath(new URL('./fixtures/board.config.ts', import.meta.url));
+const run = randomUUID().slice(0, 8);
+const redisKeys: string[] = [];
 
-afterAll(() => killAll());
+afterAll(async () => {
+  killAll();
+  if (redisKeys.length) {
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    await redis.del(...redisKeys);
+    redis.disconnect();
+  }
+});
 
 /** Starts `bus board`, waits for its URL line, returns it with the process. */
 async function board(args: string[], env: Record<string, string> = {}) {
@@ -46,5 +60,46 @@ describe('bus board', () => {
     const port = await busDone(['board', '--config', MEMORY_CONFIG, '--port', 'x']);
     expect(port.code).toBe(2);
     expect(port.stderr).toContain('--port must be a positive integer');
+  });
+});
+
+describe('the board in the bus run parent', () => {
+  it('shows the worker processes alive and their handled counts summed', async () => {
+    const topic = `cli-board-${run}`;
+    const module = `cliboard${run}`;
+    redisKeys.push(topic, `${topic}.dlq`);
+    const p = bus(['run', '--config', BOARD_CONFIG], { BUS_TEST_TOPIC: topic, BUS_TEST_MODULE: module });
+    await waitFor('the board URL', () => p.json().some((l) => typeof l.board === 'string') || p.child.exitCode !== null, 30_000);
+    const url = p.json().find((l) => typeof l.board === 'string')?.board as string;
+    expect(url, p.stderr.join('\n')).toBeDefined();
+    type Row = { workers?: { alive: number; ready: number; total: number; restarts: number; pids: number[] }; consumers: { topics: { handled?: number }[] }[] };
+    let row: Row | undefined;
+    const read = async (): Promise<Row> => {
+      const o = (await (await fetch(`${url}api/overview`)).json()) as { modules: Row[] };
+      row = o.modules[0];
+      if (!row) throw new Error('no module on the board');
+      return row;
+    };
+    const until = async (what: string, check: (r: Row) => boolean) => {
+      const deadline = Date.now() + 30_000;
+      while (!check(await read())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(row)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    await until('2 workers ready', (r) => r.workers?.ready === 2);
+    expect(row?.workers).toMatchObject({ total: 2, alive: 2, restarts: 0 });
+
+    const producer = createBus<{ 'job.created': { n: number } }>({ transports: { redis: redisStream({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }) } });
+    for (let n = 1; n <= 6; n++) await producer.publish(topic, 'job.created', { n });
+    await producer.close();
+    await until('6 handled over both workers', (r) => r.consumers[0]?.topics[0]?.handled === 6);
+    const html = await (await fetch(url)).text();
+    expect(html).toMatch(/Worker processes: <span data-live="0\.workers">2\/2 alive, 2 ready, 0 restart\(s\) \(pid \d+, \d+\)/);
+
+    process.kill(row?.workers?.pids[0] as number, 'SIGKILL');
+    await until('a restart', (r) => (r.workers?.restarts ?? 0) >= 1 && r.workers?.ready === 2);
+    p.child.kill('SIGTERM');
+    expect((await p.exited).code).toBe(0);
   });
 });
