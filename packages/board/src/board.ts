@@ -5,7 +5,7 @@ import { BOARD_CSS, BOARD_JS } from './assets.js';
 import type { CountsSource } from './counters.js';
 import { publishReplays, replayDeadLetters, type StoredRecord, toDeadLetter } from './dead-letters.js';
 import type { Html } from './html.js';
-import { type BoardModule, errorText, readOverview } from './overview.js';
+import { type BoardModule, errorText, type Overview, readOverview } from './overview.js';
 import { deadLettersPage, errorPage, type FindHit, findPage, link, messagePage, overviewPage, type PageContext } from './pages.js';
 import { type DeadLetterStore, defaultDeadLetterStore, isRedisTransport, redisDeadLetters } from './stores.js';
 
@@ -64,6 +64,13 @@ export interface BoardOptions {
    * @default undefined (not shown)
    */
   workers?: () => readonly WorkerInfo[];
+  /**
+   * Host names (of the `Host` header) the board answers; others get 421. Guards a board on a
+   * loopback address against DNS rebinding (a page of another site reading it through a name that
+   * resolves to 127.0.0.1). `bus board` sets it to the loopback names when it listens on loopback.
+   * @default undefined (any host)
+   */
+  allowedHosts?: readonly string[];
 }
 
 /** A mounted board: a Node handler, a fetch handler, and `close`. */
@@ -132,6 +139,10 @@ export function createBoard(options: BoardOptions): Board {
   const base = (options.basePath === undefined ? '' : r.string('basePath', options.basePath)).replace(/\/+$/, '');
   if (base && !base.startsWith('/')) r.fail('basePath', 'must start with "/"', base);
   const pageSize = r.int('pageSize', options.pageSize, 50, 1, 1000);
+  if (options.allowedHosts !== undefined && (!Array.isArray(options.allowedHosts) || options.allowedHosts.some((h) => typeof h !== 'string'))) {
+    r.fail('allowedHosts', 'must be an array of host names', options.allowedHosts);
+  }
+  const allowedHosts = options.allowedHosts && new Set(options.allowedHosts.map((h) => h.toLowerCase().replace(/^\[|\]$/g, '')));
   const tokenDigest = token === undefined ? undefined : createHash('sha256').update(token).digest();
   const secret = randomBytes(32);
   const signedIn = new Set<string>();
@@ -157,7 +168,17 @@ export function createBoard(options: BoardOptions): Board {
 
   const hookRequest = (req: Req): BoardRequest => ({ method: req.method, url: req.url, headers: req.headers, raw: req.raw });
 
+  // One overview read at a time, shared by every page and poll that asks meanwhile.
+  let overviewRead: Promise<Overview> | undefined;
+  const overview = (): Promise<Overview> => {
+    overviewRead ??= readOverview(source.transports, source.defaultTransport, modules, options.counters, options.workers).finally(() => {
+      overviewRead = undefined;
+    });
+    return overviewRead;
+  };
+
   async function route(req: Req): Promise<Res> {
+    if (allowedHosts && !allowedHosts.has(hostName(req.headers.host))) return text(421, 'unknown host name');
     const path = req.url.pathname.slice(base.length) || '/';
     if (req.method === 'GET' && path === '/assets/board.js') return asset(BOARD_JS, 'text/javascript; charset=utf-8');
     if (req.method === 'GET' && path === '/assets/board.css') return asset(BOARD_CSS, 'text/css; charset=utf-8');
@@ -184,9 +205,9 @@ export function createBoard(options: BoardOptions): Board {
     const notice = noticeText(q);
     switch (path) {
       case '/':
-        return page(200, overviewPage(ctx, await readOverview(source.transports, source.defaultTransport, modules, options.counters, options.workers)));
+        return page(200, overviewPage(ctx, await overview()));
       case '/api/overview':
-        return json(await readOverview(source.transports, source.defaultTransport, modules, options.counters, options.workers));
+        return json(await overview());
       case '/dead-letters': {
         const name = required(q, 't');
         const topic = required(q, 'topic');
@@ -443,6 +464,15 @@ function cookies(header: string | undefined): Record<string, string> {
     if (i > 0) out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
   }
   return out;
+}
+
+/** The host name of a `Host` header, lower case, without port or IPv6 brackets. */
+function hostName(host: string | undefined): string {
+  if (!host) return '';
+  const h = host.toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']'));
+  const colon = h.lastIndexOf(':');
+  return colon > 0 ? h.slice(0, colon) : h;
 }
 
 function hostOf(origin: string): string | undefined {

@@ -189,6 +189,49 @@ describe('createBoard', () => {
   });
 });
 
+describe('createBoard, more', () => {
+  it('answers only the allowed host names (DNS rebinding)', async () => {
+    const { board } = setup({ allowedHosts: ['127.0.0.1', 'localhost', '::1'] });
+    const status = async (host: string) => (await board.fetch(new Request('http://x/', { headers: { host } }))).status;
+    expect(await status('127.0.0.1:7300')).toBe(200);
+    expect(await status('localhost')).toBe(200);
+    expect(await status('[::1]:7300')).toBe(200);
+    expect(await status('evil.test:7300')).toBe(421);
+    expect(await status('127.0.0.1.evil.test')).toBe(421);
+  });
+
+  it('replays all dead letters not replayed yet, once, like bus dlq replay', async () => {
+    const { mem, board } = setup({ token: TOKEN });
+    await deadLetter(mem);
+    await deadLetter(mem, { ce_id: 'id-2' });
+    const c = client(board);
+    const csrf = await c.csrf();
+    await c.post('/login', { csrf, token: TOKEN });
+    const all = { csrf, t: 'mem', topic: 'jobs.dlq', action: 'replay-all' };
+    expect((await c.post('/actions', all)).headers.get('location')).toContain('notice=replayed&n=2&skipped=0');
+    const overview = (await (await c.call('/api/overview')).json()) as { modules: { consumers: { topics: { deadLetters: number }[] }[] }[] };
+    expect(overview.modules[0]?.consumers[0]?.topics[0]?.deadLetters).toBe(0);
+    expect((await c.post('/actions', all)).headers.get('location')).toContain('notice=replayed&n=0');
+  });
+
+  it('renders a page without reading it twice when asked at once', async () => {
+    let reads = 0;
+    const mem = memoryTransport();
+    const lag = mem.lag?.bind(mem);
+    const counted = Object.assign(mem, {
+      lag: async (group: string, topics: readonly string[]) => {
+        reads++;
+        await new Promise((r) => setTimeout(r, 50));
+        return (await lag?.(group, topics)) ?? [];
+      },
+    });
+    const board = createBoard({ bus: createBus({ transports: { mem: counted } }), modules: [{ name: 'm', consumers: { c: { topics: ['t'], events: ['e'] } } }] });
+    await Promise.all([1, 2, 3].map(() => board.fetch(new Request('http://b/api/overview'))));
+    // One overview: the group's lag and the replay group's lag of the dead-letter topic.
+    expect(reads).toBe(2);
+  });
+});
+
 describe('payloadView', () => {
   it('pretty-prints JSON, keeps text, dumps bytes that are not UTF-8 as hex', () => {
     expect(payloadView('{"a":[1,2]}')).toEqual({ kind: 'json', text: '{\n  "a": [\n    1,\n    2\n  ]\n}' });

@@ -158,6 +158,33 @@ describe.each(['redis', 'kafka'] as const)('the board in chromium on %s', (kind)
 
     expect(await page.evaluate(() => (globalThis as { __xss?: number }).__xss)).toBeUndefined();
     expect(xssSeen).toEqual([]);
+
+    // Find it by its envelope id, from the search box.
+    const envelopeId = (await page.locator('table.facts tr', { hasText: 'Envelope id' }).locator('td').textContent()) as string;
+    expect(envelopeId).toMatch(/^[0-9a-f-]{36}$/);
+    await page.locator('input[name="q"]').fill(envelopeId);
+    await page.locator('form.find button').click();
+    await page.waitForSelector('h1:has-text("Find")');
+    const hits = page.locator('main table tbody tr');
+    // The dead letter, and on Redis the original message in the module's stream too.
+    expect(await hits.filter({ hasText: 'dead letter' }).count()).toBe(1);
+    expect(await hits.filter({ hasText: 'message' }).count()).toBe(kind === 'redis' ? 1 : 0);
+    expect(await hits.filter({ hasText: 'dead letter' }).locator('a').getAttribute('href')).toContain(`topic=${encodeURIComponent(dlq)}`);
+  });
+
+  it('reads with JavaScript off: the overview and the dead letters are server-rendered', async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    try {
+      const plain = await context.newPage();
+      await plain.goto(`${server.url}/`);
+      expect(await plain.locator('[data-live="0.0.0.lag"]').textContent()).toBe('0');
+      expect(await plain.locator('[data-live="0.0.0.deadLetters"]').textContent()).toBe('2');
+      await plain.locator('[data-live="0.0.0.deadLetters"]').click();
+      await plain.waitForSelector('table.letters');
+      expect(await plain.locator('table.letters tbody tr').count()).toBe(2);
+    } finally {
+      await context.close();
+    }
   });
 
   it('replays a dead letter with a click once signed in, and the module handles it', async () => {

@@ -52,7 +52,14 @@ export async function startBoard(loaded: LoadedConfig, options: BoardCommandOpti
   const names = selectModules(loaded, options.modules ? [...options.modules] : undefined);
   const bus = createBusFromConfig(loaded.config);
   const modules = (loaded.config.modules ?? []).filter((m) => names.includes(m.name));
-  const board = createBoard({ bus, modules, ...(options.token ? { token: options.token } : {}) });
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(options.host) || options.host.startsWith('127.');
+  const board = createBoard({
+    bus,
+    modules,
+    ...(options.token ? { token: options.token } : {}),
+    // On loopback, answer loopback names only: a page of another site cannot read the board through DNS rebinding.
+    ...(loopback ? { allowedHosts: ['127.0.0.1', 'localhost', '::1', options.host] } : {}),
+  });
   const server = createServer(board.handle);
   try {
     await new Promise<void>((resolve, reject) => {
