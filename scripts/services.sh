@@ -18,7 +18,7 @@ command -v php >/dev/null || need_apt+=(php-cli)
 command -v java >/dev/null || need_apt+=(default-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 # The board's browser tests (packages/board) drive Debian's chromium with playwright-core.
-command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromium >/dev/null || need_apt+=(chromium fonts-liberation)
 
 install_tools() {
   [ ${#need_apt[@]} -eq 0 ] && return
