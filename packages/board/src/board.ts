@@ -137,7 +137,7 @@ export function createBoard(options: BoardOptions): Board {
   if (options.authorize !== undefined && typeof options.authorize !== 'function') r.fail('authorize', 'must be a function', options.authorize);
   if (options.workers !== undefined && typeof options.workers !== 'function') r.fail('workers', 'must be a function', options.workers);
   const base = (options.basePath === undefined ? '' : r.string('basePath', options.basePath)).replace(/\/+$/, '');
-  if (base && !base.startsWith('/')) r.fail('basePath', 'must start with "/"', base);
+  if (base && (!base.startsWith('/') || base.startsWith('//') || /[\s"'<>?#\\]/.test(base))) r.fail('basePath', 'must be a path starting with one "/"', base);
   const pageSize = r.int('pageSize', options.pageSize, 50, 1, 1000);
   if (options.allowedHosts !== undefined && (!Array.isArray(options.allowedHosts) || options.allowedHosts.some((h) => typeof h !== 'string'))) {
     r.fail('allowedHosts', 'must be an array of host names', options.allowedHosts);
@@ -162,8 +162,10 @@ export function createBoard(options: BoardOptions): Board {
   const sessionOf = (req: Req): { sid: string; fresh: boolean } => {
     const sid = cookies(req.headers.cookie)[COOKIE];
     if (sid && /^[A-Za-z0-9_-]{32}$/.test(sid)) return { sid, fresh: false };
-    return { sid: randomBytes(24).toString('base64url'), fresh: true };
+    return { sid: newSessionId(), fresh: true };
   };
+  const newSessionId = () => randomBytes(24).toString('base64url');
+  const sessionCookie = (sid: string, req: Req) => `${COOKIE}=${sid}; Path=${base || '/'}; HttpOnly; SameSite=Strict${req.url.protocol === 'https:' ? '; Secure' : ''}`;
   const csrfOf = (sid: string) => createHmac('sha256', secret).update(sid).digest('base64url');
 
   const hookRequest = (req: Req): BoardRequest => ({ method: req.method, url: req.url, headers: req.headers, raw: req.raw });
@@ -187,7 +189,7 @@ export function createBoard(options: BoardOptions): Board {
     const canWrite = (tokenDigest !== undefined && signedIn.has(sid)) || (options.authorize !== undefined && (await options.authorize(hookRequest(req), 'write')));
     const ctx: PageContext = { base, canWrite, tokenLogin: tokenDigest !== undefined, signedIn: signedIn.has(sid), csrf: csrfOf(sid) };
     const withCookie = (res: Res): Res => {
-      if (fresh) res.headers['set-cookie'] = `${COOKIE}=${sid}; Path=${base || '/'}; HttpOnly; SameSite=Strict${req.url.protocol === 'https:' ? '; Secure' : ''}`;
+      if (fresh && res.headers['set-cookie'] === undefined) res.headers['set-cookie'] = sessionCookie(sid, req);
       return res;
     };
     try {
@@ -263,9 +265,13 @@ export function createBoard(options: BoardOptions): Board {
         .update(form.get('token') ?? '')
         .digest();
       if (!tokenDigest || !timingSafeEqual(given, tokenDigest)) return redirect(link(base, '/', { notice: 'bad-token' }));
+      // A new session id on sign-in: a session id planted before (session fixation) never gains rights.
+      const fresh = newSessionId();
       if (signedIn.size >= MAX_SESSIONS) signedIn.delete(signedIn.values().next().value as string);
-      signedIn.add(sid);
-      return redirect(back(req) ?? link(base, '/'));
+      signedIn.add(fresh);
+      const res = redirect(back(req) ?? link(base, '/'));
+      res.headers['set-cookie'] = sessionCookie(fresh, req);
+      return res;
     }
     if (path === '/logout') {
       signedIn.delete(sid);

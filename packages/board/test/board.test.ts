@@ -27,6 +27,10 @@ function client(board: ReturnType<typeof createBoard>, origin = 'http://board.te
     if (set) cookie = set.split(';')[0] as string;
     return res;
   };
+  const cookieNow = () => cookie;
+  const setCookie = (value: string) => {
+    cookie = value;
+  };
   const csrf = async () => {
     const html = await (await call('/')).text();
     return /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
@@ -36,7 +40,7 @@ function client(board: ReturnType<typeof createBoard>, origin = 'http://board.te
     for (const [k, v] of Object.entries(form)) for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
     return call(path, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } });
   };
-  return { call, csrf, post };
+  return { call, csrf, post, cookieNow, setCookie };
 }
 
 async function deadLetter(mem: Transport, extra: Record<string, string> = {}) {
@@ -54,7 +58,8 @@ describe('createBoard', () => {
     const bus = createBus({ transports: { mem: memoryTransport() } });
     expect(() => createBoard({ bus, token: 'short' })).toThrow(ConfigError);
     expect(() => createBoard({ bus, token: 'short' })).toThrow(/\[board\] options\.token must have at least 12 characters, got \*\*\*/);
-    expect(() => createBoard({ bus, basePath: 'board' })).toThrow(/options\.basePath must start with "\/"/);
+    expect(() => createBoard({ bus, basePath: 'board' })).toThrow(/options\.basePath must be a path starting with one "\/"/);
+    expect(() => createBoard({ bus, basePath: '//evil.test' })).toThrow(/options\.basePath/);
     expect(() => createBoard({ bus: undefined as never })).toThrow(/options\.bus must be an object/);
   });
 
@@ -115,7 +120,16 @@ describe('createBoard', () => {
     expect((await c.post('/actions', replay)).status).toBe(403); // not signed in
     expect((await c.post('/login', { csrf, token: 'wrong-token-123' })).headers.get('location')).toBe('/?notice=bad-token');
     expect((await c.post('/login', { csrf: 'forged', token: TOKEN })).status).toBe(403); // login CSRF
-    expect((await c.post('/login', { csrf, token: TOKEN })).status).toBe(303);
+    const before = c.cookieNow();
+    expect((await c.post('/login', { csrf: await c.csrf(), token: TOKEN })).status).toBe(303);
+    // A new session on sign-in: the one from before (which another could have planted) has no rights.
+    const after = c.cookieNow();
+    expect(after).not.toBe(before);
+    c.setCookie(before);
+    expect((await c.post('/actions', replay)).status).toBe(403);
+    c.setCookie(after);
+    replay.csrf = await c.csrf();
+    const csrf2 = replay.csrf;
     // Signed in, yet: no CSRF token, a forged one, another origin, a cross-site fetch.
     expect((await c.post('/actions', { ...replay, csrf: '' })).status).toBe(403);
     expect((await c.post('/actions', { ...replay, csrf: `${csrf.slice(0, -1)}x` })).status).toBe(403);
@@ -141,7 +155,7 @@ describe('createBoard', () => {
     // The memory transport cannot delete: refused with the reason.
     const del = await c.post('/actions', { ...replay, action: 'delete' });
     expect(del.status).toBe(409);
-    expect((await c.post('/logout', { csrf })).status).toBe(303);
+    expect((await c.post('/logout', { csrf: csrf2 })).status).toBe(303);
     expect((await c.post('/actions', replay)).status).toBe(403);
   });
 
@@ -207,7 +221,7 @@ describe('createBoard, more', () => {
     const c = client(board);
     const csrf = await c.csrf();
     await c.post('/login', { csrf, token: TOKEN });
-    const all = { csrf, t: 'mem', topic: 'jobs.dlq', action: 'replay-all' };
+    const all = { csrf: await c.csrf(), t: 'mem', topic: 'jobs.dlq', action: 'replay-all' };
     expect((await c.post('/actions', all)).headers.get('location')).toContain('notice=replayed&n=2&skipped=0');
     const overview = (await (await c.call('/api/overview')).json()) as { modules: { consumers: { topics: { deadLetters: number }[] }[] }[] };
     expect(overview.modules[0]?.consumers[0]?.topics[0]?.deadLetters).toBe(0);
