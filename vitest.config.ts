@@ -15,6 +15,7 @@ const alias = {
   '@bus/cli': src('./packages/cli/src/index.ts'),
   '@bus/runtime': src('./packages/runtime/src/index.ts'),
   '@bus/hyperf-compat': src('./packages/hyperf-compat/src/index.ts'),
+  '@bus/board': src('./packages/board/src/index.ts'),
 };
 
 const project = (name: string, dir: string) => ({
@@ -40,6 +41,7 @@ export default defineConfig({
       project('cli', 'packages/cli'),
       project('runtime', 'packages/runtime'),
       project('hyperf-compat', 'packages/hyperf-compat'),
+      project('board', 'packages/board'),
       project('examples', 'examples/*'),
     ],
     testTimeout: 60_000,

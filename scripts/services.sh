@@ -2,7 +2,7 @@
 # Starts (or stops) every service the test suite talks to, idempotently:
 #   Redis 7 on 127.0.0.1:6379, a 3-master Redis Cluster (scripts/redis-cluster.sh),
 #   Apache Kafka 4.x in KRaft mode on 127.0.0.1:9092 (scripts/kafka.sh),
-# and installs the Debian tools the tests use (kcat, prometheus/promtool, redis-server) when missing.
+# and installs the Debian tools the tests use (kcat, prometheus/promtool, redis-server, chromium) when missing.
 #
 #   bash scripts/services.sh up     start what is not running
 #   bash scripts/services.sh down   stop what these scripts started (never the shared Redis on 6379)
@@ -17,6 +17,8 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v php >/dev/null || need_apt+=(php-cli)
 command -v java >/dev/null || need_apt+=(default-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
+# The board's browser tests (packages/board) drive Debian's chromium with playwright-core.
+command -v chromium >/dev/null || need_apt+=(chromium fonts-liberation)
 
 install_tools() {
   [ ${#need_apt[@]} -eq 0 ] && return

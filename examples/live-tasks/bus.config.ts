@@ -3,6 +3,7 @@
 //   BUS_TRANSPORT=redis npx bus run            # the tasks module as 2 worker processes on Redis
 //   BUS_TRANSPORT=redis npx bus publish live live.duration '{"anchorId":"a1","minutes":60,"at":"2026-11-28T09:00:00Z"}'
 //   BUS_TRANSPORT=redis npx bus status
+//   BUS_TRANSPORT=redis npx bus board          # the web board on http://127.0.0.1:7300/ (read-only)
 //
 //   BUS_TRANSPORT=redis BUS_METRICS_PORT=9464 npx bus run   # + one /metrics for both workers
 //

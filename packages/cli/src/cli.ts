@@ -1,5 +1,6 @@
 import { BusError, consoleLogger, noopMetrics, type Transport } from '@bus/core';
 import { exitOnEarlySignals } from '@bus/runtime';
+import { BOARD_HELP, boardMain } from './board.js';
 import { type DeadLetter, deadLetterTopicOf, listDeadLetters, replayDeadLetters } from './dlq.js';
 import { type LoadedConfig, loadConfig } from './load.js';
 import { publishCommand } from './publish.js';
@@ -26,6 +27,7 @@ Commands:
   status [--module <name>]...           lag, pending and dead letters per module, consumer and topic
   dlq list <topic> [--limit <n>]        show dead-lettered messages of <topic> (reads <topic>.dlq)
   dlq replay <topic> [--limit <n>]      send dead letters back to the topic they came from
+  board [--port <n>] [--token <t>]      web board: modules, lag, dead letters, replay with a click
 
 Run "bus <command> --help" for a command's options.
 ${COMMON_HELP}`,
@@ -82,6 +84,8 @@ Options:
       --wait <ms>          longest wait for the first message (default 15000)
 ${COMMON_HELP}`,
 };
+HELP.board = `${BOARD_HELP}
+${COMMON_HELP}`;
 HELP['dlq list'] = HELP.dlq as string;
 HELP['dlq replay'] = HELP.dlq as string;
 
@@ -121,6 +125,8 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
         return await status(rest, out);
       case 'dlq':
         return await dlq(rest, out);
+      case 'board':
+        return await boardMain(rest, out);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

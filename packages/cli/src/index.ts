@@ -5,3 +5,4 @@ export { type RunModulesOptions, runModules } from './run.js';
 export { readStatus, type StatusRow } from './status.js';
 export { UsageError } from './usage.js';
 export { type BusConfig, type BusConfigInput, defineConfig, type ModuleConfig } from '@bus/runtime';
+export { BOARD_HELP, type BoardCommandOptions, boardOptions, type RunningBoard, startBoard } from './board.js';

@@ -1,7 +1,6 @@
-import type { ConsumersDeclaration, LagInfo } from '@bus/core';
+import { readOverview } from '@bus/board';
 import { createBusFromConfig } from '@bus/runtime';
 import type { LoadedConfig } from './load.js';
-import { DLQ_REPLAY_GROUP, deadLetterTopicOf } from './dlq.js';
 
 /** One line of `bus status`. */
 export interface StatusRow {
@@ -21,52 +20,34 @@ export interface StatusRow {
   error?: string;
 }
 
-/** Lag, pending and dead letters of every consumer group of the given modules, from `transport.lag()`. */
+/**
+ * Lag, pending and dead letters of every consumer group of the given modules, from `transport.lag()`
+ * (read by `@bus/board`'s `readOverview`, the same numbers the board shows).
+ */
 export async function readStatus(loaded: LoadedConfig, names: readonly string[]): Promise<StatusRow[]> {
   const bus = createBusFromConfig(loaded.config);
-  const rows: StatusRow[] = [];
   try {
-    for (const m of loaded.config.modules ?? []) {
-      if (!names.includes(m.name)) continue;
-      const transportName = m.transport ?? bus.defaultTransport;
-      const transport = bus.transports[transportName];
-      if (!transport) continue;
-      const consumers: ConsumersDeclaration = typeof m.consumers === 'function' ? await m.consumers() : m.consumers;
-      for (const [consumer, decl] of Object.entries(consumers)) {
-        const group = `${m.name}-${consumer}`;
-        for (const topic of decl.topics) {
-          // One topic per call: a topic the broker does not know fails alone, not the whole report.
-          const errors: string[] = [];
-          const read = async (g: string, t: string): Promise<LagInfo | undefined> => {
-            try {
-              return (await transport.lag?.(g, [t]))?.find((l) => l.topic === t);
-            } catch (error) {
-              errors.push(`${t}: ${(error as Error)?.message ?? error}`);
-              return undefined;
-            }
-          };
-          const info = await read(group, topic);
-          const dlq = m.deadLetterTopic ? m.deadLetterTopic(topic) : deadLetterTopicOf(topic);
-          const dead = await read(DLQ_REPLAY_GROUP, dlq);
-          rows.push({
-            ...(errors.length ? { error: errors.join('; ') } : {}),
-            module: m.name,
-            consumer,
-            group,
-            transport: transportName,
-            topic,
-            lag: info?.lag,
-            pending: info?.pending,
-            deadLetterTopic: dlq,
-            deadLetters: dead?.lag,
-          });
-        }
-      }
-    }
+    const modules = (loaded.config.modules ?? []).filter((m) => names.includes(m.name) && bus.transports[m.transport ?? bus.defaultTransport]);
+    const overview = await readOverview(bus.transports, bus.defaultTransport, modules);
+    return overview.modules.flatMap((m) =>
+      m.consumers.flatMap((c) =>
+        c.topics.map((t) => ({
+          ...(t.error ? { error: t.error } : {}),
+          module: m.module,
+          consumer: c.consumer,
+          group: c.group,
+          transport: m.transport,
+          topic: t.topic,
+          lag: t.lag,
+          pending: t.pending,
+          deadLetterTopic: t.deadLetterTopic,
+          deadLetters: t.deadLetters,
+        })),
+      ),
+    );
   } finally {
     await bus.close();
   }
-  return rows;
 }
 
 /** Rows as an aligned text table. */

@@ -28,6 +28,8 @@ export interface RedisStreamTransport extends Transport, AsyncDisposable {
   streamKey(topic: string): string;
   /** Runs `fn` with a pooled (non-blocking) connection, e.g. for administration. */
   withClient<R>(fn: (client: RedisClient) => Promise<R>): Promise<R>;
+  /** The stream fields that carry a record's value and key (every other field is a header), for tools that read entries. */
+  readonly fields: Readonly<{ value: string; key: string }>;
 }
 
 const CAPABILITIES: TransportCapabilities = Object.freeze({
@@ -102,6 +104,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     name: o.name,
     capabilities: CAPABILITIES,
     streamKey,
+    fields: Object.freeze({ ...o.fields }),
 
     attach(context: TransportContext) {
       logger = context.logger;
