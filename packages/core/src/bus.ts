@@ -10,6 +10,7 @@ import type { ModuleDefinition } from './module.js';
 import { ModuleRunner, type ResolvedModule, resolveModule } from './router.js';
 import { noopTracing, type Tracing } from './tracing.js';
 import type { Transport } from './transport.js';
+import { type EventDefinitions, type InferEvents, readEventsOption, validateBatch, validatePayload } from './validation.js';
 
 export interface BusOptions {
   /** Transports by name, e.g. `{ redis: redisStream(...), kafka: kafka(...) }`. The bus closes them. */
@@ -26,6 +27,11 @@ export interface BusOptions {
   logger?: Logger;
   /** Producer name written into every envelope (`ce_source`). @default omitted */
   source?: string;
+  /**
+   * The events as schemas, from {@link defineEvents}: the event map is inferred from them, payloads
+   * are validated on publish and before the handler. @default no validation
+   */
+  events?: EventDefinitions;
 }
 
 export interface PublishOptions {
@@ -76,9 +82,12 @@ export interface Bus<M extends EventMap> extends AsyncDisposable {
  * await bus.publish('live', 'anchor.income', { anchorId: 'a1', amount: 30 });
  * ```
  */
+export function createBus<D extends EventDefinitions>(options: BusOptions & { events: D }): Bus<InferEvents<D>>;
+export function createBus<M extends EventMap = EventMap>(options: BusOptions): Bus<M>;
 export function createBus<M extends EventMap = EventMap>(options: BusOptions): Bus<M> {
   const r: OptionReader = new OptionReader('bus', '');
   r.object('options', options);
+  const events = readEventsOption(r, options.events);
   const transports = r.object('transports', options.transports) as Record<string, Transport>;
   const names = Object.keys(transports);
   if (names.length === 0) r.fail('transports', 'must name at least one transport', transports);
@@ -168,6 +177,7 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
     async publish(topic, event, payload, opts = {}) {
       const transport = transportFor(opts.transport);
       checkTopic(topic);
+      if (events) await validatePayload(events, event, payload);
       const envelope: Envelope = { id: uuidv7(), event, payload, publishedAt: Date.now(), headers: { ...opts.headers } };
       if (opts.key !== undefined) envelope.key = opts.key;
       if (options.source !== undefined) envelope.source = options.source;
@@ -178,6 +188,7 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
     async publishBatch(topic, entries, opts = {}) {
       const transport = transportFor(opts.transport);
       checkTopic(topic);
+      if (events) await validateBatch(events, entries);
       const now = Date.now();
       const envelopes = entries.map((entry) => {
         const envelope: Envelope = { id: uuidv7(now), event: entry.event, payload: entry.payload, publishedAt: now, headers: { ...entry.headers } };
@@ -202,7 +213,7 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
         if (closing) return;
         const module = modules.get(name);
         if (!module) throw new ConfigError('modules', `has no module "${name}" (registered: ${[...modules.keys()].join(', ') || 'none'})`, name);
-        const runner = new ModuleRunner(module, transportFor(module.transport), { codec, metrics, tracing, logger });
+        const runner = new ModuleRunner(module, transportFor(module.transport), { codec, metrics, tracing, logger, events });
         runners.push(runner);
         await runner.start();
       }

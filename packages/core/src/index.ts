@@ -17,7 +17,17 @@ export {
   PublishError,
   TimeoutError,
   ValidationError,
+  type ValidationIssue,
 } from './errors.js';
+export type { StandardSchemaV1 } from './standard-schema.js';
+export {
+  DLQ_ISSUES_HEADER,
+  defineEvents,
+  type EventDefinitions,
+  type EventSchemas,
+  type InferEvents,
+  validatePayload,
+} from './validation.js';
 export type { BatchEntry, EventMap, EventName, Handler, HandlerContext, MessageInfo, Middleware } from './events.js';
 export { uuidv7 } from './id.js';
 export { consoleLogger, type LogFields, type Logger, silentLogger } from './logger.js';

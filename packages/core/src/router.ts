@@ -10,6 +10,7 @@ import { type ConsumersDeclaration, DRAIN_SLACK_MS, MODULE_DEFAULTS, type Module
 import { backoffDelay, type RetryPolicy, sleep } from './retry.js';
 import { noopTracing, type Tracing } from './tracing.js';
 import type { IncomingMessage, StartFrom, Subscription, Transport } from './transport.js';
+import { type EventDefinitions, validating, validationHeaders } from './validation.js';
 
 /** Headers added to a dead-lettered record. */
 export const DLQ_HEADER = {
@@ -99,6 +100,8 @@ export interface RouterServices {
   metrics: Metrics;
   tracing: Tracing;
   logger: Logger;
+  /** Schemas validating each payload before the middleware and handler. @default no validation */
+  events?: EventDefinitions | undefined;
 }
 
 let memberSeq = 0;
@@ -120,7 +123,7 @@ export class ModuleRunner {
     private readonly transport: Transport,
     private readonly services: RouterServices,
   ) {
-    this.chain = module.middleware.reduceRight<Handler<EventMap>>((next, mw) => mw(next), module.handler);
+    this.chain = validating(services.events, module.middleware.reduceRight<Handler<EventMap>>((next, mw) => mw(next), module.handler));
     this.log = services.logger.child({ module: module.name, transport: transport.name });
   }
 
@@ -351,6 +354,7 @@ export class ModuleRunner {
     headers[DLQ_HEADER.position] = message.id;
     headers[DLQ_HEADER.group] = group;
     headers[DLQ_HEADER.at] = new Date().toISOString();
+    Object.assign(headers, validationHeaders(error));
     const record = message.key === undefined ? { value: message.value, headers } : { key: message.key, value: message.value, headers };
     let results: Awaited<ReturnType<Transport['publish']>>;
     try {
