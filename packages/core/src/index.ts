@@ -29,6 +29,14 @@ export {
   validatePayload,
 } from './validation.js';
 export type { BatchEntry, EventMap, EventName, Handler, HandlerContext, MessageInfo, Middleware } from './events.js';
+export {
+  IDEMPOTENT_DEFAULTS,
+  type IdempotencyState,
+  type IdempotencyStore,
+  type IdempotentOptions,
+  idempotent,
+  memoryIdempotencyStore,
+} from './idempotent.js';
 export { uuidv7 } from './id.js';
 export { consoleLogger, type LogFields, type Logger, silentLogger } from './logger.js';
 export { type JobLabels, type JobOutcome, type Metrics, noopMetrics, type PoolStats } from './metrics.js';
