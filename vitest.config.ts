@@ -12,6 +12,7 @@ const alias = {
   '@bus/prometheus': src('./packages/prometheus/src/index.ts'),
   '@bus/otel': src('./packages/otel/src/index.ts'),
   '@bus/cli': src('./packages/cli/src/index.ts'),
+  '@bus/outbox-postgres': src('./packages/outbox-postgres/src/index.ts'),
 };
 
 const project = (name: string, dir: string) => ({
@@ -35,6 +36,7 @@ export default defineConfig({
       project('prometheus', 'packages/prometheus'),
       project('otel', 'packages/otel'),
       project('cli', 'packages/cli'),
+      project('outbox-postgres', 'packages/outbox-postgres'),
       project('examples', 'examples/*'),
     ],
     testTimeout: 60_000,
