@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError, createBus, defineEvents, ValidationError } from '@bus/core';
+import { kafka } from '@bus/kafka';
 import { redisStream } from '@bus/redis-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -295,4 +296,50 @@ describe('relay processes killed with SIGKILL mid-batch', () => {
     expect(unique.size).toBe(committed.size);
     expect(ids.length - unique.size, 'the batch sent before the first kill went out twice').toBeGreaterThanOrEqual(afterFirst.length);
   }, 180_000);
+});
+
+describe('relaying to Kafka', () => {
+  it('committed rows reach a Kafka consumer in order per key; rolled-back rows never do', async () => {
+    const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+    const outbox = pgOutbox<Events>({ pool: db.pool, schema: db.schema });
+    const topic = `outbox-${randomUUID().slice(0, 8)}`;
+    const committed = new Set<string>();
+    const rolledBack = new Set<string>();
+    for (let t = 0; t < 40; t++) {
+      const rollback = t % 5 === 4;
+      const ids: string[] = [];
+      await inTransaction(async (tx) => {
+        for (let i = 0; i < 5; i++) ids.push((await outbox.publish(tx, topic, 'order.created', { orderId: `k${i % 2}`, n: t * 5 + i }, { key: `k${i % 2}` })).id);
+      }, rollback);
+      for (const id of ids) (rollback ? rolledBack : committed).add(id);
+    }
+    const producer = createBus<Events>({ transports: { kafka: kafka({ brokers, connectionTimeoutMs: 3000 }) } });
+    const consumer = createBus<Events>({ transports: { kafka: kafka({ brokers, connectionTimeoutMs: 3000 }) } });
+    const seen: { id: string; key: string | undefined; n: number }[] = [];
+    consumer.module({
+      name: `outbox-${randomUUID().slice(0, 6)}`,
+      consumers: { read: { topics: [topic], events: ['order.created'] } },
+      batchSize: 100,
+      pollIntervalMs: 100,
+      handler: (ctx) => {
+        seen.push({ id: ctx.message.id, key: ctx.message.key, n: ctx.payload.n });
+      },
+    });
+    const relays = [outbox.relay(producer, { batchSize: 15, pollIntervalMs: 20 }), outbox.relay(producer, { batchSize: 15, pollIntervalMs: 20 })];
+    try {
+      await waitFor('all rows relayed', () => relays.reduce((sum, r) => sum + r.sent, 0) === committed.size, 60_000);
+      await consumer.start();
+      await waitFor('all rows consumed', () => new Set(seen.map((s) => s.id)).size >= committed.size, 60_000);
+      expect(seen.filter((s) => rolledBack.has(s.id))).toEqual([]);
+      expect(new Set(seen.map((s) => s.id))).toEqual(committed);
+      for (const key of ['k0', 'k1']) {
+        const ns = seen.filter((s) => s.key === key).map((s) => s.n);
+        expect(ns).toEqual([...ns].sort((a, b) => a - b));
+      }
+    } finally {
+      await Promise.all(relays.map((r) => r.close()));
+      await consumer.close();
+      await producer.close();
+    }
+  }, 120_000);
 });
