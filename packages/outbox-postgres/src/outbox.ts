@@ -105,8 +105,10 @@ export function pgOutbox<M extends EventMap = EventMap>(options: PgOutboxOptions
   const events = options.events;
   if (events !== undefined && events['~bus'] !== 'events') r.fail('events', 'must be made by defineEvents()', events);
   const table = `${quoteIdent(schema)}.bus_outbox`;
-  const insert = `INSERT INTO ${table} (id, transport, topic, key, headers, value) VALUES ($1, $2, $3, $4, $5, $6)`;
-  const notifySql = notify ? `SELECT pg_notify($1, '')` : undefined;
+  // With NOTIFY, one statement (one round trip): the notification is delivered at commit, once per
+  // transaction and channel (PostgreSQL folds identical ones).
+  const insertRow = `INSERT INTO ${table} (id, transport, topic, key, headers, value) VALUES ($1, $2, $3, $4, $5, $6)`;
+  const insert = notify ? `WITH row AS (${insertRow} RETURNING 1) SELECT pg_notify($7, '') FROM row` : insertRow;
 
   return {
     table,
@@ -119,9 +121,9 @@ export function pgOutbox<M extends EventMap = EventMap>(options: PgOutboxOptions
       if (options.source !== undefined) envelope.source = options.source;
       const record = codec.encode(envelope);
       const value = typeof record.value === 'string' ? Buffer.from(record.value) : Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength);
-      await tx.query(insert, [envelope.id, opts.transport ?? null, topic, record.key ?? null, JSON.stringify(record.headers), value]);
-      // Delivered at commit, once per transaction and channel (PostgreSQL folds identical ones).
-      if (notifySql) await tx.query(notifySql, [notify]);
+      const values: unknown[] = [envelope.id, opts.transport ?? null, topic, record.key ?? null, JSON.stringify(record.headers), value];
+      if (notify) values.push(notify);
+      await tx.query(insert, values);
       return { id: envelope.id };
     },
     relay(bus, relayOptions = {}) {
