@@ -16,6 +16,7 @@ const alias = {
   '@bus/runtime': src('./packages/runtime/src/index.ts'),
   '@bus/hyperf-compat': src('./packages/hyperf-compat/src/index.ts'),
   '@bus/board': src('./packages/board/src/index.ts'),
+  '@bus/outbox-postgres': src('./packages/outbox-postgres/src/index.ts'),
 };
 
 const project = (name: string, dir: string) => ({
@@ -42,6 +43,7 @@ export default defineConfig({
       project('runtime', 'packages/runtime'),
       project('hyperf-compat', 'packages/hyperf-compat'),
       project('board', 'packages/board'),
+      project('outbox-postgres', 'packages/outbox-postgres'),
       project('examples', 'examples/*'),
     ],
     testTimeout: 60_000,

@@ -2,6 +2,7 @@
 # Starts (or stops) every service the test suite talks to, idempotently:
 #   Redis 7 on 127.0.0.1:6379, a 3-master Redis Cluster (scripts/redis-cluster.sh),
 #   Apache Kafka 4.x in KRaft mode on 127.0.0.1:9092 (scripts/kafka.sh),
+#   PostgreSQL on 127.0.0.1:5432 (trust auth on loopback, database `test`) for @bus/outbox-postgres,
 # and installs the Debian tools the tests use (kcat, prometheus/promtool, redis-server, chromium) when missing.
 #
 #   bash scripts/services.sh up     start what is not running
@@ -19,6 +20,7 @@ command -v java >/dev/null || need_apt+=(default-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 # The board's browser tests (packages/board) drive Debian's chromium with playwright-core.
 command -v chromium >/dev/null || need_apt+=(chromium fonts-liberation)
+command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 
 install_tools() {
   [ ${#need_apt[@]} -eq 0 ] && return
@@ -43,13 +45,30 @@ redis_up() {
   exit 1
 }
 
+# PostgreSQL for the outbox tests: nothing to do when one answers on 5432 (machines that start it);
+# otherwise start the newest installed cluster (creating it if needed) with trust auth on loopback.
+postgres_up() {
+  if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return; fi
+  local version
+  version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+  pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version main" || pg_createcluster "$version" main >&2
+  local hba="/etc/postgresql/$version/main/pg_hba.conf"
+  grep -q '^host all all 127.0.0.1/32 trust' "$hba" || sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  echo "services: starting PostgreSQL $version on 127.0.0.1:5432" >&2
+  pg_ctlcluster "$version" main start
+  for _ in $(seq 1 100); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.1; done
+  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 ||
+    psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE test' >/dev/null
+}
+
 case "${1:-up}" in
   up)
     install_tools
     redis_up
+    postgres_up
     if [ -f "$here/redis-cluster.sh" ]; then bash "$here/redis-cluster.sh" start >&2; fi
     bash "$here/kafka.sh" start >/dev/null
-    echo "services: redis 127.0.0.1:6379, kafka 127.0.0.1:9092 ready" >&2
+    echo "services: redis 127.0.0.1:6379, postgres 127.0.0.1:5432, kafka 127.0.0.1:9092 ready" >&2
     ;;
   down)
     if [ -f "$here/redis-cluster.sh" ]; then bash "$here/redis-cluster.sh" stop >&2 || true; fi

@@ -8,12 +8,12 @@ import { BULL_PREFIX, deleteKeys, REDIS_PREFIX, redisConsume, redisE2e, redisPub
 import { connectRedis } from './redis-raw.js';
 
 const HELP = `pnpm bench [-- options]
-  --only=a,b     run only these parts: redis-publish, redis-consume, redis-e2e, big (memory, scaling, backlog), kafka
+  --only=a,b     run only these parts: redis-publish, redis-consume, redis-e2e, big (memory, scaling, backlog), kafka, outbox
   --runs=N       measured runs per figure (default 5; 3 with --quick)
   --warmup=N     warm-up runs per figure (default 1)
   --quick        fewer, smaller runs (scale 0.2), to try the bench out
   --scale=F      multiply message counts by F
-env: BUS_REDIS_URL (redis://127.0.0.1:6379), BUS_KAFKA_BROKERS (127.0.0.1:9092)`;
+env: BUS_REDIS_URL (redis://127.0.0.1:6379), BUS_KAFKA_BROKERS (127.0.0.1:9092), BUS_PG_URL (postgres://postgres@127.0.0.1:5432/test)`;
 
 const args = process.argv.slice(2).filter((a) => a !== '--');
 if (args.includes('--help')) {
@@ -62,6 +62,10 @@ try {
   if (want('kafka')) {
     const { kafkaSuite } = await import('./kafka.js');
     await kafkaSuite(ctx);
+  }
+  if (want('outbox')) {
+    const { outboxSuite } = await import('./outbox.js');
+    await outboxSuite(ctx);
   }
 } catch (error) {
   failure = error;

@@ -18,7 +18,7 @@ import { exposeToSupervisor, prometheus, supervisorMetricsServer } from '@bus/pr
 import { Redis } from 'ioredis';
 import { tasksModule } from './src/app.js';
 import type { Completion } from './src/daily-task.js';
-import type { LiveEvents } from './src/events.js';
+import { type LiveEvents, liveEvents } from './src/events.js';
 import { handledHere, metricsPort, workerName } from './src/metrics.js';
 import { SharedDailyLiveTask } from './src/shared-progress.js';
 import { createTransport, transportName } from './src/transport.js';
@@ -33,6 +33,7 @@ export default defineConfig<LiveEvents>(() => {
   const redis = shared ? new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true }) : undefined;
   const port = metricsPort();
   return {
+    events: liveEvents,
     transports: { [name]: createTransport(name) },
     source: 'live-app',
     metrics: prometheus(),

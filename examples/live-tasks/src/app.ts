@@ -1,6 +1,6 @@
 import { type Bus, type BatchEntry, createBus, defineModule, type HandlerContext, type Metrics, type Transport } from '@bus/core';
 import { type Completion, DailyLiveTask } from './daily-task.js';
-import { LIVE_TOPIC, type LiveEvents } from './events.js';
+import { LIVE_TOPIC, type LiveEvents, liveEvents } from './events.js';
 
 /** Applies the daily-task rule to one message: in memory ({@link DailyLiveTask}) or shared (`SharedDailyLiveTask`). */
 export interface DailyTask {
@@ -55,5 +55,5 @@ export function dayOfStreaming(day = '2026-11-28'): BatchEntry<LiveEvents>[] {
 
 /** Wires the bus: any transport, the `tasks` module, and metrics when given (e.g. `prometheus()`). */
 export function liveTasksBus(transport: Transport, onComplete: (completion: Completion) => void, options: { metrics?: Metrics } = {}): Bus<LiveEvents> {
-  return createBus<LiveEvents>({ transports: { [transport.name]: transport }, source: 'live-app', ...options }).module(tasksModule(onComplete));
+  return createBus({ events: liveEvents, transports: { [transport.name]: transport }, source: 'live-app', ...options }).module(tasksModule(onComplete));
 }

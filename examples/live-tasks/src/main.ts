@@ -6,7 +6,7 @@ import { prometheus, startMetricsServer } from '@bus/prometheus';
 import { Redis } from 'ioredis';
 import { dayOfStreaming, liveTasksBus } from './app.js';
 import type { Completion } from './daily-task.js';
-import { LIVE_TOPIC } from './events.js';
+import { LIVE_TOPIC, liveEvents } from './events.js';
 import { metricsPort, untilSignal } from './metrics.js';
 import { RUN_HEADER, SharedDailyLiveTask } from './shared-progress.js';
 import { createTransport, type TransportName, transportName } from './transport.js';
@@ -59,7 +59,7 @@ async function workers(transport: Exclude<TransportName, 'memory'>): Promise<voi
   const supervisor = await runModules({ config, logLevel: 'warn', handleSignals: false });
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const store = new SharedDailyLiveTask(redis, () => {});
-  const bus = createBus({ transports: { [transport]: createTransport(transport) }, source: 'live-app' });
+  const bus = createBus({ events: liveEvents, transports: { [transport]: createTransport(transport) }, source: 'live-app' });
   let ok = false;
   try {
     await Promise.race([supervisor.ready, timeout(60_000, 'the workers did not subscribe within 60 s')]);

@@ -1,4 +1,5 @@
 import { type Codec, jsonCodec } from './codec.js';
+import { OptionReader } from './config.js';
 import { type OptionPath, opt } from './kit/schema.js';
 import type { Envelope, Headers, WireRecord } from './envelope.js';
 import { BusError, ClosedError, ConfigError, PublishError } from './errors.js';
@@ -11,6 +12,7 @@ import { type ResolvedModule, resolveModule } from './module.js';
 import { ModuleRunner } from './router.js';
 import { noopTracing, type Tracing } from './tracing.js';
 import type { Transport } from './transport.js';
+import { type EventDefinitions, type InferEvents, readEventsOption, validateBatch, validatePayload } from './validation.js';
 
 export interface BusOptions {
   /** Transports by name, e.g. `{ redis: redisStream(...), kafka: kafka(...) }`. The bus closes them. */
@@ -27,6 +29,11 @@ export interface BusOptions {
   logger?: Logger;
   /** Producer name written into every envelope (`ce_source`). @default omitted */
   source?: string;
+  /**
+   * The events as schemas, from {@link defineEvents}: the event map is inferred from them, payloads
+   * are validated on publish and before the handler. @default no validation
+   */
+  events?: EventDefinitions;
 }
 
 export interface PublishOptions {
@@ -77,9 +84,12 @@ export interface Bus<M extends EventMap> extends AsyncDisposable {
  * await bus.publish('live', 'anchor.income', { anchorId: 'a1', amount: 30 });
  * ```
  */
+export function createBus<D extends EventDefinitions>(options: BusOptions & { events: D }): Bus<InferEvents<D>>;
+export function createBus<M extends EventMap = EventMap>(options: BusOptions): Bus<M>;
 export function createBus<M extends EventMap = EventMap>(options: BusOptions): Bus<M> {
   const root: OptionPath = { source: 'bus', path: '' };
   busOptionsSchema.parse(options, root);
+  const events = readEventsOption(new OptionReader('bus', ''), options.events);
   const transports = options.transports;
   const names = Object.keys(transports);
   const defaultTransport =
@@ -165,6 +175,7 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
       const transport = transportFor(opts.transport);
       checkTopic(topic);
       checkEvent(event, 'event');
+      if (events) await validatePayload(events, event, payload);
       const envelope: Envelope = { id: uuidv7(), event, payload, publishedAt: Date.now(), headers: { ...opts.headers } };
       if (opts.key !== undefined) envelope.key = opts.key;
       if (options.source !== undefined) envelope.source = options.source;
@@ -176,6 +187,7 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
       const transport = transportFor(opts.transport);
       checkTopic(topic);
       for (const [i, entry] of entries.entries()) checkEvent(entry?.event, `entries[${i}].event`);
+      if (events) await validateBatch(events, entries);
       const now = Date.now();
       const envelopes = entries.map((entry) => {
         const envelope: Envelope = { id: uuidv7(now), event: entry.event, payload: entry.payload, publishedAt: now, headers: { ...entry.headers } };
@@ -200,7 +212,7 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
         if (closing) return;
         const module = modules.get(name);
         if (!module) throw new ConfigError('modules', `has no module "${name}" (registered: ${[...modules.keys()].join(', ') || 'none'})`, name);
-        const runner = new ModuleRunner(module, transportFor(module.transport), { codec, metrics, tracing, logger });
+        const runner = new ModuleRunner(module, transportFor(module.transport), { codec, metrics, tracing, logger, events });
         runners.push(runner);
         await runner.start();
       }
@@ -256,6 +268,7 @@ export const busOptionsSchema = opt.object({
   tracing: opt.custom<Tracing>((t) => t as Tracing).optional(),
   logger: opt.custom<Logger>((l) => l as Logger).optional(),
   source: opt.string().optional(),
+  events: opt.custom<EventDefinitions>((e) => e as EventDefinitions).optional(),
 });
 
 function asPublishError(error: unknown, transport: string, topic: string): BusError {

@@ -116,12 +116,28 @@ export class DecodeError extends BusError {
   }
 }
 
-/** A payload was rejected by the event's validator. Never retried: it goes to the dead letter. */
+/** One problem a schema found in a payload. */
+export interface ValidationIssue {
+  /** Where in the payload, e.g. `items[0].price`; empty for the payload itself. */
+  path: string;
+  message: string;
+}
+
+/**
+ * A payload was rejected by the event's schema. Never retried: it goes to the dead letter.
+ * `event` names the event and `issues` the bad fields (path and message).
+ */
 export class ValidationError extends BusError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('VALIDATION', message, { ...options, retryable: false });
+  /** The event whose payload was refused. @default undefined */
+  readonly event: string | undefined;
+  /** What the schema found wrong. @default [] */
+  readonly issues: readonly ValidationIssue[];
+  constructor(message: string, options: { cause?: unknown; event?: string; issues?: readonly ValidationIssue[] } = {}) {
+    super('VALIDATION', message, { cause: options.cause, retryable: false });
     this.name = 'ValidationError';
     brand(this, ValidationError);
+    this.event = options.event;
+    this.issues = options.issues ?? [];
   }
 }
 

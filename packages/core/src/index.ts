@@ -17,8 +17,26 @@ export {
   PublishError,
   TimeoutError,
   ValidationError,
+  type ValidationIssue,
 } from './errors.js';
+export type { StandardSchemaV1 } from './standard-schema.js';
+export {
+  DLQ_ISSUES_HEADER,
+  defineEvents,
+  type EventDefinitions,
+  type EventSchemas,
+  type InferEvents,
+  validatePayload,
+} from './validation.js';
 export type { BatchEntry, EventMap, EventName, Handler, HandlerContext, MessageInfo, Middleware } from './events.js';
+export {
+  IDEMPOTENT_DEFAULTS,
+  type IdempotencyState,
+  type IdempotencyStore,
+  type IdempotentOptions,
+  idempotent,
+  memoryIdempotencyStore,
+} from './idempotent.js';
 export { uuidv7 } from './id.js';
 export { consoleLogger, type LogFields, type Logger, silentLogger } from './logger.js';
 export { type JobLabels, type JobOutcome, type MessageOutcome, type Metrics, noopMetrics, type PoolStats } from './metrics.js';

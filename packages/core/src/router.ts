@@ -11,6 +11,7 @@ import { errorMessage } from './policies/retry.js';
 import { composePolicies, type Delivery, type Outcome, type Step } from './policy.js';
 import type { Tracing } from './tracing.js';
 import type { IncomingMessage, Subscription, Transport } from './transport.js';
+import { type EventDefinitions, validating, validationHeaders } from './validation.js';
 
 /** Headers added to a dead-lettered record. */
 export const DLQ_HEADER = {
@@ -28,6 +29,8 @@ export interface RouterServices {
   metrics: Metrics;
   tracing: Tracing;
   logger: Logger;
+  /** Schemas validating each payload before the middleware and handler. @default no validation */
+  events?: EventDefinitions | undefined;
 }
 
 let memberSeq = 0;
@@ -65,7 +68,8 @@ export class ModuleRunner {
     private readonly services: RouterServices,
   ) {
     this.log = services.logger.child({ module: module.name, transport: transport.name });
-    this.handler = module.middleware.reduceRight<Handler<EventMap>>((next, mw) => mw(next), module.handler);
+    // Validation (when the bus has event schemas) runs before the user's middleware: it sees only valid payloads.
+    this.handler = validating(services.events, module.middleware.reduceRight<Handler<EventMap>>((next, mw) => mw(next), module.handler));
     const defaults = defaultPolicies(module);
     const policies = module.policies ? module.policies(defaults) : defaultPolicyOrder(defaults);
     this.chain = composePolicies(policies, (delivery) => this.invoke(delivery));
@@ -261,6 +265,7 @@ export class ModuleRunner {
     headers[DLQ_HEADER.position] = message.id;
     headers[DLQ_HEADER.group] = group;
     headers[DLQ_HEADER.at] = new Date().toISOString();
+    Object.assign(headers, validationHeaders(error));
     const record = message.key === undefined ? { value: message.value, headers } : { key: message.key, value: message.value, headers };
     let results: Awaited<ReturnType<Transport['publish']>>;
     try {
