@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Codec } from './codec.js';
+import { ConsumerActivity } from './drained.js';
 import { OptionReader } from './config.js';
 import type { Envelope } from './envelope.js';
 import { BusError, HandlerError, isRetryable } from './errors.js';
@@ -114,6 +115,8 @@ export class ModuleRunner {
   private closed: Promise<void> | undefined;
   private readonly log: Logger;
   private lagTimer: NodeJS.Timeout | undefined;
+  /** Groups read and messages in flight, for `bus.drained()`. */
+  readonly activity: ConsumerActivity;
 
   constructor(
     readonly module: ResolvedModule,
@@ -122,6 +125,7 @@ export class ModuleRunner {
   ) {
     this.chain = module.middleware.reduceRight<Handler<EventMap>>((next, mw) => mw(next), module.handler);
     this.log = services.logger.child({ module: module.name, transport: transport.name });
+    this.activity = new ConsumerActivity(transport);
   }
 
   async start(): Promise<void> {
@@ -143,7 +147,7 @@ export class ModuleRunner {
           startFrom: m.startFrom,
           consumerName,
         },
-        (batch) => this.handleBatch(consumer, group, events, batch),
+        (batch) => this.activity.track(batch.length, () => this.handleBatch(consumer, group, events, batch)),
       );
       if (this.stopping.signal.aborted) {
         // close() ran while this subscription was being made: it did not see it.
@@ -151,6 +155,7 @@ export class ModuleRunner {
         return;
       }
       this.subscriptions.push({ consumer, subscription });
+      this.activity.subscribed(group, decl.topics);
       this.log.info('consumer started', { consumer, group, topics: decl.topics, events: decl.events });
     }
     this.watchLag(consumers);
