@@ -36,6 +36,8 @@ export default defineConfig({
       project('otel', 'packages/otel'),
       project('cli', 'packages/cli'),
       project('examples', 'examples/*'),
+      // The repository as a user meets it: README examples, the packed tarballs, the test command.
+      { extends: true, resolve: { alias }, test: { name: 'repo', include: ['test/**/*.test.ts'] } },
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,
