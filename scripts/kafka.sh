@@ -15,6 +15,11 @@ HOST="${BUS_KAFKA_HOST:-127.0.0.1}"
 # single node (start / start 1)
 SINGLE_PORT="${BUS_KAFKA_PORT:-9092}"
 SINGLE_CONTROLLER_PORT="${BUS_KAFKA_CONTROLLER_PORT:-9093}"
+# A single node started on other ports remembers them in $RUN_DIR/ports, so that status, stop and
+# bootstrap find it without the variables.
+if [ -z "${BUS_KAFKA_PORT:-}${BUS_KAFKA_CONTROLLER_PORT:-}" ] && [ -f "$RUN_DIR/ports" ]; then
+  read -r SINGLE_PORT SINGLE_CONTROLLER_PORT <"$RUN_DIR/ports"
+fi
 # cluster (start N, N>1): node i listens on BASE+i-1
 CLUSTER_PORT_BASE="${BUS_KAFKA_CLUSTER_PORT_BASE:-19092}"
 CLUSTER_CONTROLLER_PORT_BASE="${BUS_KAFKA_CLUSTER_CONTROLLER_PORT_BASE:-19192}"
@@ -361,6 +366,7 @@ cmd_start() {
     done
   done
   echo "$n" >"$RUN_DIR/topology"
+  if [ "$n" = 1 ]; then echo "$SINGLE_PORT $SINGLE_CONTROLLER_PORT" >"$RUN_DIR/ports"; else rm -f "$RUN_DIR/ports"; fi
   write_log4j
   # fresh data every start
   local pids=()
