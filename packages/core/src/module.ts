@@ -25,7 +25,7 @@ export interface RetryOptions {
 }
 
 /**
- * A business module (the seed's `'test' => [...]`): its consumers, how they read, and the handler.
+ * A business module: its consumers, how they read, and the handler.
  *
  * Each consumer is its own consumer group `<module>-<consumer>`: every consumer gets every message of
  * its topics, and the processes running this module share them.
@@ -40,9 +40,9 @@ export interface ModuleDefinition<M extends EventMap, E extends EventName<M> = E
    */
   consumers: ConsumersDeclaration<E> | (() => ConsumersDeclaration<E> | Promise<ConsumersDeclaration<E>>);
   handler: Handler<M, E>;
-  /** Messages read per call (the seed's `consume_num`). @default 10 */
+  /** Messages read per call. @default 10 */
   batchSize?: number;
-  /** Longest wait for new messages per read, in ms (the seed's `consumer_interval`, blocking where possible). @default 1000 */
+  /** Longest wait for new messages per read, in ms (blocking where the broker can). @default 1000 */
   pollIntervalMs?: number;
   /**
    * Messages of one consumer handled at once. Messages with the same key never run at the same time,
@@ -66,7 +66,7 @@ export interface ModuleDefinition<M extends EventMap, E extends EventName<M> = E
   lagIntervalMs?: number;
   /** Policies around the handler, outermost first. */
   middleware?: readonly Middleware<M>[];
-  /** Runs once before consuming starts (the seed's `beforeMessageBus`). */
+  /** Runs once before consuming starts. */
   onStart?: () => void | Promise<void>;
 }
 
