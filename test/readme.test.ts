@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { onTransport, readmeExamples, type TransportName } from './helpers/readme.js';
+import { KAFKA_BROKERS, onTransport, REDIS_URL, readmeExamples, type TransportName } from './helpers/readme.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // Inside the repository, so that `@bus/*` and tsx resolve from its node_modules (the built packages).
@@ -71,4 +71,27 @@ describe("the README's examples, as written", () => {
       expect({ code: out.code, stdout: out.stdout }, out.stderr).toEqual({ code: 0, stdout: 'income 30\n' });
     }, 90_000);
   });
+});
+
+describe("the packages' README examples, as written", () => {
+  const cases = [
+    { pkg: 'core', name: 'core', expected: /^order\.placed o-1 42 \(id [0-9a-f-]{36}, attempt 1\)\n$/ },
+    { pkg: 'redis-stream', name: 'redis-stream', expected: /^anchor\.income \{ anchorId: 'a1', amount: 30 \} \d+-\d+\n$/ },
+    { pkg: 'kafka', name: 'kafka', expected: /^anchor\.income \{ anchorId: 'a1', amount: 30 \} \d+:0\n$/ },
+  ];
+  it.each(cases)('$pkg: prints what its handler got, then exits by itself', async ({ pkg, name, expected }) => {
+    const example = readmeExamples(join(root, 'packages', pkg, 'README.md'))[name];
+    expect(example?.lang).toBe('ts');
+    // The shared brokers: their addresses, and a topic (and module) of this run only.
+    const fresh = `readme-${pkg}-${run}`;
+    const code = (example?.code ?? '')
+      .replaceAll("'live'", `'${fresh}'`)
+      .replaceAll("'orders'", `'${fresh}'`)
+      .replace("'redis://127.0.0.1:6379'", JSON.stringify(REDIS_URL))
+      .replace("['127.0.0.1:9092']", JSON.stringify(KAFKA_BROKERS.split(',')));
+    const file = join(work, `${pkg}.mts`);
+    writeFileSync(file, code);
+    const out = await runNode(['--import', 'tsx', file], { timeoutMs: 60_000 });
+    expect({ code: out.code, stdout: out.stdout }, out.stderr).toEqual({ code: 0, stdout: expect.stringMatching(expected) });
+  }, 90_000);
 });
