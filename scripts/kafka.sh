@@ -59,7 +59,8 @@ Environment (defaults in brackets):
   BUS_KAFKA_LIBS           jar dir [\$BUS_KAFKA_HOME/libs-\$BUS_KAFKA_VERSION]
   BUS_KAFKA_RUN_DIR        configs, data, logs, pids [\$BUS_KAFKA_HOME/run]
   BUS_KAFKA_HOST           listen/advertised address [127.0.0.1]
-  BUS_KAFKA_PORT           single-node client port [9092]
+  BUS_KAFKA_PORT           single-node client port [9092]; a node started on other ports
+                           remembers them (\$BUS_KAFKA_RUN_DIR/ports) for later commands
   BUS_KAFKA_CONTROLLER_PORT  single-node controller port [9093]
   BUS_KAFKA_CLUSTER_PORT_BASE             cluster client ports from [19092]
   BUS_KAFKA_CLUSTER_CONTROLLER_PORT_BASE  cluster controller ports from [19192]
