@@ -82,6 +82,8 @@ describe('a release published to a local registry (verdaccio), then installed wi
     await sh('git', ['-c', 'user.name=test', '-c', 'user.email=test@localhost', 'commit', '-qm', 'release'], copy);
 
     await sh(bin('changeset'), ['version'], copy);
+    await sh('node', ['scripts/sync-versions.mjs'], copy);
+    expect(readFileSync(join(copy, 'packages/otel/src/version.ts'), 'utf8')).toContain("export const VERSION = '0.1.0';");
     for (const p of PUBLISHED) {
       const file = join(copy, 'packages', p, 'package.json');
       const pkg = JSON.parse(readFileSync(file, 'utf8'));
