@@ -124,10 +124,16 @@ describe('the tarballs installed with npm into a fresh project (no "type" field,
       join(src, 'legacy.ts'),
       "import { createBus, memoryTransport } from '@bus/core';\nimport { runTransportConformance } from '@bus/core/testing';\nexport const x = [createBus({ transports: { m: memoryTransport() } }), runTransportConformance];\n",
     );
+    // The README's config file, next to the events module it imports.
+    writeFileSync(join(app, 'bus.config.ts'), examples.config?.code ?? '');
+    writeFileSync(
+      join(src, 'events.ts'),
+      "export type LiveEvents = {\n  'anchor.income': { anchorId: string; amount: number };\n  'live.duration': { anchorId: string; minutes: number };\n};\n",
+    );
     const base = { strict: true, skipLibCheck: false, types: ['node'], target: 'ES2022', lib: ['ES2023'] };
     const tsconfigs = {
-      'tsconfig.node16.json': { compilerOptions: { ...base, module: 'node16', moduleResolution: 'node16', outDir: 'out' }, files: ['src/service.mts', 'src/service-redis.mts', 'src/service-kafka.mts', 'src/all.mts'] },
-      'tsconfig.bundler.json': { compilerOptions: { ...base, module: 'esnext', moduleResolution: 'bundler', noEmit: true }, files: ['src/service.mts', 'src/all.mts'] },
+      'tsconfig.node16.json': { compilerOptions: { ...base, module: 'node16', moduleResolution: 'node16', rootDir: '.', outDir: 'out' }, files: ['src/service.mts', 'src/service-redis.mts', 'src/service-kafka.mts', 'src/all.mts', 'bus.config.ts'] },
+      'tsconfig.bundler.json': { compilerOptions: { ...base, module: 'esnext', moduleResolution: 'bundler', noEmit: true }, files: ['src/service.mts', 'src/all.mts', 'bus.config.ts'] },
       'tsconfig.node10.json': { compilerOptions: { ...base, module: 'commonjs', moduleResolution: 'node10', noEmit: true, ignoreDeprecations: '5.0' }, files: ['src/legacy.ts'] },
     };
     const tsc = join(app, 'node_modules/.bin/tsc');
@@ -138,7 +144,7 @@ describe('the tarballs installed with npm into a fresh project (no "type" field,
 
     // The compiled service (an ES module: .mjs) handles what it published; Ctrl-C stops it with exit code 0.
     const service = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [join(app, 'out/service.mjs')], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [join(app, 'out/src/service.mjs')], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
