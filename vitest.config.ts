@@ -1,7 +1,17 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+// The brokers `scripts/services.sh up` started or found (REDIS_URL, KAFKA_BROKERS); the caller's own win.
+const servicesEnv = src('./.cache/services.env');
+if (existsSync(servicesEnv)) {
+  for (const line of readFileSync(servicesEnv, 'utf8').split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line);
+    if (m?.[1] && process.env[m[1]] === undefined) process.env[m[1]] = m[2];
+  }
+}
 
 // Tests import the packages' sources, so a test run never reads a stale build.
 const alias = {
@@ -45,6 +55,8 @@ export default defineConfig({
       project('board', 'packages/board'),
       project('outbox-postgres', 'packages/outbox-postgres'),
       project('examples', 'examples/*'),
+      // The repository as a user meets it: README examples, the packed tarballs, the test command.
+      { extends: true, resolve: { alias }, test: { name: 'repo', include: ['test/**/*.test.ts'] } },
     ],
     testTimeout: 60_000,
     hookTimeout: 60_000,

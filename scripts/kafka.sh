@@ -15,6 +15,11 @@ HOST="${BUS_KAFKA_HOST:-127.0.0.1}"
 # single node (start / start 1)
 SINGLE_PORT="${BUS_KAFKA_PORT:-9092}"
 SINGLE_CONTROLLER_PORT="${BUS_KAFKA_CONTROLLER_PORT:-9093}"
+# A single node started on other ports remembers them in $RUN_DIR/ports, so that status, stop and
+# bootstrap find it without the variables.
+if [ -z "${BUS_KAFKA_PORT:-}${BUS_KAFKA_CONTROLLER_PORT:-}" ] && [ -f "$RUN_DIR/ports" ]; then
+  read -r SINGLE_PORT SINGLE_CONTROLLER_PORT <"$RUN_DIR/ports"
+fi
 # cluster (start N, N>1): node i listens on BASE+i-1
 CLUSTER_PORT_BASE="${BUS_KAFKA_CLUSTER_PORT_BASE:-19092}"
 CLUSTER_CONTROLLER_PORT_BASE="${BUS_KAFKA_CLUSTER_CONTROLLER_PORT_BASE:-19192}"
@@ -54,7 +59,8 @@ Environment (defaults in brackets):
   BUS_KAFKA_LIBS           jar dir [\$BUS_KAFKA_HOME/libs-\$BUS_KAFKA_VERSION]
   BUS_KAFKA_RUN_DIR        configs, data, logs, pids [\$BUS_KAFKA_HOME/run]
   BUS_KAFKA_HOST           listen/advertised address [127.0.0.1]
-  BUS_KAFKA_PORT           single-node client port [9092]
+  BUS_KAFKA_PORT           single-node client port [9092]; a node started on other ports
+                           remembers them (\$BUS_KAFKA_RUN_DIR/ports) for later commands
   BUS_KAFKA_CONTROLLER_PORT  single-node controller port [9093]
   BUS_KAFKA_CLUSTER_PORT_BASE             cluster client ports from [19092]
   BUS_KAFKA_CLUSTER_CONTROLLER_PORT_BASE  cluster controller ports from [19192]
@@ -361,6 +367,7 @@ cmd_start() {
     done
   done
   echo "$n" >"$RUN_DIR/topology"
+  if [ "$n" = 1 ]; then echo "$SINGLE_PORT $SINGLE_CONTROLLER_PORT" >"$RUN_DIR/ports"; else rm -f "$RUN_DIR/ports"; fi
   write_log4j
   # fresh data every start
   local pids=()

@@ -13,7 +13,7 @@ const HELP = `pnpm bench [-- options]
   --warmup=N     warm-up runs per figure (default 1)
   --quick        fewer, smaller runs (scale 0.2), to try the bench out
   --scale=F      multiply message counts by F
-env: BUS_REDIS_URL (redis://127.0.0.1:6379), BUS_KAFKA_BROKERS (127.0.0.1:9092), BUS_PG_URL (postgres://postgres@127.0.0.1:5432/test)`;
+env: REDIS_URL (redis://127.0.0.1:6379), KAFKA_BROKERS (127.0.0.1:9092), PG_URL (postgres://postgres@127.0.0.1:5432/test)`;
 
 const args = process.argv.slice(2).filter((a) => a !== '--');
 if (args.includes('--help')) {
@@ -29,8 +29,8 @@ const only = flag('only')?.split(',').filter(Boolean);
 const want = (name: string) => !only || only.includes(name);
 
 const ctx: Ctx = {
-  redisUrl: process.env.BUS_REDIS_URL ?? 'redis://127.0.0.1:6379',
-  kafkaBrokers: (process.env.BUS_KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+  redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+  kafkaBrokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
   warmup: Number(flag('warmup') ?? 1),
   runs: Number(flag('runs') ?? (quick ? 3 : 5)),
   scale: Number(flag('scale') ?? (quick ? 0.2 : 1)),

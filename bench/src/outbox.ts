@@ -6,8 +6,8 @@ import { addRow, type BenchEvents, type Ctx, EVENT, makePayload, nowMs, type Pay
 import { REDIS_PREFIX } from './redis.js';
 import { compare, percentiles, stat } from './stats.js';
 
-/** PostgreSQL of the outbox rows: `BUS_PG_URL`. */
-const PG_URL = process.env.BUS_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** PostgreSQL of the outbox rows: `PG_URL`. */
+const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const WRITERS = 4;
 
 /**

@@ -20,6 +20,11 @@ const name = transportName();
 const port = metricsPort();
 /** Between two events in worker mode: events arrive one by one, so both workers get some. */
 const PUBLISH_GAP_MS = 20;
+console.log(
+  name === 'memory'
+    ? 'live-tasks on the in-memory transport: one process, no broker (--transport redis or kafka for a real one)'
+    : `live-tasks on ${name}: the tasks module as 2 supervised worker processes`,
+);
 if (name === 'memory') await inProcess();
 else await workers(name);
 

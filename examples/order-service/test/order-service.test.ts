@@ -4,8 +4,8 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDemo } from '../src/demo.js';
 
-const PG_URL = process.env.BUS_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const REDIS_URL = process.env.BUS_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const schemas: string[] = [];
 const prefix = `bus-test:${randomUUID().slice(0, 8)}:`;
 

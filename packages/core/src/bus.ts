@@ -1,4 +1,5 @@
 import { type Codec, jsonCodec } from './codec.js';
+import { type DrainedOptions, waitDrained } from './drained.js';
 import { OptionReader } from './config.js';
 import { type OptionPath, opt } from './kit/schema.js';
 import type { Envelope, Headers, WireRecord } from './envelope.js';
@@ -69,6 +70,14 @@ export interface Bus<M extends EventMap> extends AsyncDisposable {
   module<E extends EventName<M>>(definition: ModuleDefinition<M, E>): this;
   /** Starts the registered modules (all, or those named): runs `onStart`, creates groups, starts reading. */
   start(options?: { modules?: readonly string[] }): Promise<void>;
+  /**
+   * Resolves once every started module has handled what reached its consumer groups: no message in
+   * flight, and no lag or pending message in any group it reads (the transport's `lag()`). Use it in
+   * scripts and tests after `publish` and before `close()`, so that what was published is handled.
+   * Also waits for messages other producers published to those groups.
+   * @throws {TimeoutError} after `timeoutMs` (default 30 s), naming the groups that still lag
+   */
+  drained(options?: DrainedOptions): Promise<void>;
   /** Stops the modules (draining running handlers), then closes every transport. Idempotent. */
   close(): Promise<void>;
   readonly transports: Readonly<Record<string, Transport>>;
@@ -216,6 +225,9 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
         runners.push(runner);
         await runner.start();
       }
+    },
+    drained(drainOptions) {
+      return waitDrained(() => runners.map((runner) => runner.activity), drainOptions);
     },
     close() {
       closing ??= (async () => {

@@ -1,4 +1,5 @@
 export { type Bus, type BusOptions, busOptionsSchema, type BatchPublishResult, createBus, type PublishOptions, type PublishReceipt } from './bus.js';
+export { DRAINED_DEFAULTS, type DrainedOptions } from './drained.js';
 export { type Codec, HEADER, type JsonCodecOptions, jsonCodec } from './codec.js';
 export { OptionReader } from './config.js';
 export type { Envelope, Headers, WireRecord } from './envelope.js';

@@ -3,7 +3,7 @@ import * as genericPool from 'generic-pool';
 import { ClosedError, PoolTimeoutError } from './errors.js';
 import type { PoolStats } from './metrics.js';
 
-/** Pool sizing and timing, the seed's `pool` options in milliseconds. */
+/** Pool sizing and timing, in milliseconds. */
 export interface PoolOptions {
   /** Connections kept open once the pool has started. @default 0 */
   min?: number;
@@ -11,11 +11,11 @@ export interface PoolOptions {
   max?: number;
   /** How long `acquire` waits for a free connection before a {@link PoolTimeoutError}. @default 5000 */
   acquireTimeoutMs?: number;
-  /** An idle connection above `min` is closed after this long (the seed's `max_idle_time`). @default 60000 */
+  /** An idle connection above `min` is closed after this long. @default 60000 */
   idleTimeoutMs?: number;
   /** How often idle connections are checked. @default 10000 */
   evictionIntervalMs?: number;
-  /** Validate a connection each time it is borrowed (the seed's `heartbeat`). @default true */
+  /** Validate a connection each time it is borrowed. @default true */
   validateOnBorrow?: boolean;
   /** Pause after a failed connection attempt before the next one (the broker is down). @default 200 */
   createRetryDelayMs?: number;

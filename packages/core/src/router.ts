@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Codec } from './codec.js';
+import { ConsumerActivity } from './drained.js';
 import type { Envelope } from './envelope.js';
 import { BusError, DecodeError } from './errors.js';
 import type { EventMap, Handler, HandlerContext } from './events.js';
@@ -61,6 +62,8 @@ export class ModuleRunner {
   private closed: Promise<void> | undefined;
   private readonly log: Logger;
   private lagTimer: NodeJS.Timeout | undefined;
+  /** Groups read and messages in flight, for `bus.drained()`. */
+  readonly activity: ConsumerActivity;
 
   constructor(
     readonly module: ResolvedModule,
@@ -73,6 +76,7 @@ export class ModuleRunner {
     const defaults = defaultPolicies(module);
     const policies = module.policies ? module.policies(defaults) : defaultPolicyOrder(defaults);
     this.chain = composePolicies(policies, (delivery) => this.invoke(delivery));
+    this.activity = new ConsumerActivity(transport);
   }
 
   async start(): Promise<void> {
@@ -93,7 +97,7 @@ export class ModuleRunner {
           startFrom: m.startFrom,
           consumerName,
         },
-        (batch) => this.handleBatch(run, batch),
+        (batch) => this.activity.track(batch.length, () => this.handleBatch(run, batch)),
       );
       if (this.stopping.signal.aborted) {
         // close() ran while this subscription was being made: it did not see it.
@@ -101,6 +105,7 @@ export class ModuleRunner {
         return;
       }
       this.subscriptions.push({ consumer, subscription });
+      this.activity.subscribed(run.group, decl.topics);
       this.log.info('consumer started', { consumer, group: run.group, topics: decl.topics, events: decl.events });
     }
     this.watchLag(consumers);

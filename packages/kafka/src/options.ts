@@ -124,7 +124,7 @@ export interface KafkaTransportOptions {
   ssl?: boolean | ConnectionOptions;
   /** SASL authentication (`plain`, `scram-sha-256`, `scram-sha-512`, `aws`, `oauthbearer`); passed to kafkajs. @default undefined */
   sasl?: SASLOptions;
-  /** TCP (and TLS) connect timeout per broker connection, in ms (the seed's `connect_timeout`). @default 3000 */
+  /** TCP (and TLS) connect timeout per broker connection, in ms. @default 3000 */
   connectionTimeoutMs?: number;
   /** Deadline of one request to a broker, in ms. @default 30000 */
   requestTimeoutMs?: number;

@@ -197,8 +197,8 @@ describe('relay processes killed with SIGKILL mid-batch', () => {
         env: {
           ...process.env,
           TSX_TSCONFIG_PATH: TSCONFIG,
-          BUS_PG_URL: PG_URL,
-          BUS_REDIS_URL: REDIS_URL,
+          PG_URL: PG_URL,
+          REDIS_URL: REDIS_URL,
           BUS_PREFIX: prefix,
           BUS_SCHEMA: db.schema,
           BUS_STALL_AFTER_SEND: stall ? '1' : '0',

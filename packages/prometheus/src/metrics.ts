@@ -27,7 +27,7 @@ export interface PrometheusOptions {
   registry?: Registry;
   /**
    * Prefix of every metric name, joined with `_`: `namespace: 'shop'` gives `shop_messagebus_job_cost`.
-   * @default none (the seed's names: `messagebus_job_cost`, …)
+   * @default none (names start with `messagebus_`: `messagebus_job_cost`, …)
    */
   namespace?: string;
   /**

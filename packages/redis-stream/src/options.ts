@@ -76,7 +76,7 @@ export interface RedisStreamOptions {
   keyPrefix?: string;
   /** Producer connection pool (also used for `lag()` and consumer hygiene). @default POOL_DEFAULTS of @bus/core */
   pool?: PoolOptions;
-  /** ioredis `connectTimeout` of every connection, in ms (the seed's `connect_timeout`). @default 10000 */
+  /** ioredis `connectTimeout` of every connection, in ms. @default 10000 */
   connectTimeoutMs?: number;
   /**
    * Deadline of one non-blocking command (publish pipeline, XACK, XAUTOCLAIM…), in ms. A command past

@@ -17,13 +17,13 @@ import type { Closeable } from './signals.js';
 import type { Supervisor } from './supervise.js';
 
 /**
- * A module in a config file: its {@link ModuleDefinition} plus how it runs as processes (the seed's
- * `$nums` and `$restartInterval`).
+ * A module in a config file: its {@link ModuleDefinition} plus how it runs as processes (how many,
+ * and how soon a dead one is restarted).
  */
 export interface ModuleConfig<M extends EventMap = EventMap> extends ModuleDefinition<M> {
-  /** Worker processes running this module under `bus run` (the seed's `$nums`). @default 1 */
+  /** Worker processes running this module under `bus run`. @default 1 */
   processes?: number;
-  /** Wait before a dead worker is started again, in ms (the seed's `$restartInterval`). @default 1000 */
+  /** Wait before a dead worker is started again, in ms. @default 1000 */
   restartDelayMs?: number;
   /** Longest restart delay of a crash-looping worker (the delay doubles per crash), in ms. @default 30000 */
   maxRestartDelayMs?: number;

@@ -6,7 +6,7 @@ import { type AskFailure, type AskWorkersOptions, type SupervisorRequest, WORKER
 import { type Closeable, takeOverSignals } from './signals.js';
 
 /**
- * Worker processes: the seed's `$nums` consumer processes per module and `$restartInterval`, done with
+ * Worker processes: a number of consumer processes per module, restarted when they die, done with
  * `child_process.fork`. The parent ({@link supervise}) holds no broker connection; each worker runs a
  * bus (usually one module) and settles its own messages, so a worker that dies leaves its unsettled
  * messages to the broker to deliver again (Redis `XAUTOCLAIM`, Kafka rebalance).
@@ -26,7 +26,7 @@ export interface WorkerGroupOptions {
   args?: readonly string[];
   /** Extra environment variables of these workers. @default {} */
   env?: Readonly<Record<string, string>>;
-  /** Wait before a dead worker is started again (the seed's `$restartInterval`), in ms. @default 1000 */
+  /** Wait before a dead worker is started again, in ms. @default 1000 */
   restartDelayMs?: number;
   /**
    * A worker that keeps crashing waits twice as long before each new start, up to this, in ms.

@@ -1,7 +1,7 @@
 // The few Redis test helpers the interop tests need (the driver's own live in packages/redis-stream/test/helpers).
 import { Redis } from 'ioredis';
 
-export const SHARED_REDIS_URL = process.env.BUS_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const SHARED_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export function nodeOf(url: string): { host: string; port: number } {
   const u = new URL(url);

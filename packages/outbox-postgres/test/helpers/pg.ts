@@ -3,8 +3,8 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 
 /** The shared PostgreSQL of the test environment (trust auth, database `test`). */
-export const PG_URL = process.env.BUS_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const REDIS_URL = process.env.BUS_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A pool on the shared database and a schema name of this test's own (dropped by `drop`). */
 export function testDatabase(max = 10) {

@@ -10,7 +10,7 @@ import { freePort } from '@bus/core/testing';
 const run = promisify(execFile);
 
 /** The shared Redis of the test environment; never stopped by the tests. */
-export const SHARED_REDIS_URL = process.env.BUS_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const SHARED_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface RedisServer {
   port: number;
