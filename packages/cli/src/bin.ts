@@ -28,6 +28,9 @@ const entry = './index.js';
   .then(
     (code) => {
       process.exitCode = code;
+      // The command is over: a broker client still retrying in the background must not keep the
+      // process (and the operator) waiting. Unreferenced, so a clean end exits at once as usual.
+      setTimeout(() => process.exit(code), 250).unref();
     },
     (error: unknown) => {
       process.stderr.write(`bus: ${(error as Error)?.stack ?? error}\n`);

@@ -66,7 +66,12 @@ interface ReadOptions {
   firstMessageTimeoutMs: number;
   /** After the first message: stop when nothing came for this long. */
   idleMs: number;
+  /** Called after each message handled, with the count so far and how many are expected. */
+  progress?: Progress | undefined;
 }
+
+/** Progress of a long `bus dlq` command: `done` of `expected` messages (expected: the lag read first). */
+export type Progress = (done: number, expected: number) => void;
 
 /**
  * Reads up to `limit` messages of `topic` with a consumer group (created at the earliest position),
@@ -80,7 +85,7 @@ async function readGroup(transport: Transport, options: ReadOptions, each: (m: I
     try {
       [info] = await transport.lag(options.group, [options.topic]);
     } catch (error) {
-      throw new Error(`[bus/cli] cannot read "${options.topic}" (does it exist?): ${(error as Error)?.message ?? error}`, { cause: error });
+      throw new Error(`[bus/cli] cannot read "${options.topic}": ${(error as Error)?.message ?? error}`, { cause: error });
     }
     if (info) expected = Math.min(expected, info.lag);
   }
@@ -107,6 +112,7 @@ async function readGroup(transport: Transport, options: ReadOptions, each: (m: I
         try {
           await each(m);
           count++;
+          options.progress?.(count, expected);
         } catch (error) {
           failure = error;
           m.nack();
@@ -133,11 +139,11 @@ async function readGroup(transport: Transport, options: ReadOptions, each: (m: I
  * (`bus-cli-dlq-list-<random>`, starting at the earliest message), so listing never moves the
  * replay position.
  */
-export async function listDeadLetters(transport: Transport, topic: string, limit: number, waitMs = 15_000): Promise<DeadLetter[]> {
+export async function listDeadLetters(transport: Transport, topic: string, limit: number, waitMs = 15_000, progress?: Progress): Promise<DeadLetter[]> {
   const letters: DeadLetter[] = [];
   await readGroup(
     transport,
-    { topic: deadLetterTopicOf(topic), group: `bus-cli-dlq-list-${randomUUID().slice(0, 8)}`, limit, firstMessageTimeoutMs: waitMs, idleMs: 1500 },
+    { topic: deadLetterTopicOf(topic), group: `bus-cli-dlq-list-${randomUUID().slice(0, 8)}`, limit, firstMessageTimeoutMs: waitMs, idleMs: 1500, progress },
     async (m) => {
       letters.push(toDeadLetter(m));
       m.ack();
@@ -166,11 +172,12 @@ export async function replayDeadLetters(
   limit: number,
   onReplayed: (letter: DeadLetter) => void = () => {},
   waitMs = 15_000,
+  progress?: Progress,
 ): Promise<ReplayResult> {
   const result: ReplayResult = { replayed: 0, skipped: 0 };
   await readGroup(
     transport,
-    { topic: deadLetterTopicOf(topic), group: DLQ_REPLAY_GROUP, limit, firstMessageTimeoutMs: waitMs, idleMs: 1500 },
+    { topic: deadLetterTopicOf(topic), group: DLQ_REPLAY_GROUP, limit, firstMessageTimeoutMs: waitMs, idleMs: 1500, progress },
     async (m) => {
       const letter = toDeadLetter(m);
       if (!letter.origin) {

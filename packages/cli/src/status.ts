@@ -1,4 +1,4 @@
-import type { ConsumersDeclaration, LagInfo } from '@bus/core';
+import { type ConsumersDeclaration, type LagInfo, redactUrl } from '@bus/core';
 import { createBusFromConfig } from '@bus/runtime';
 import type { LoadedConfig } from './load.js';
 import { DLQ_REPLAY_GROUP, deadLetterTopicOf } from './dlq.js';
@@ -21,6 +21,13 @@ export interface StatusRow {
   error?: string;
 }
 
+const causes = new WeakMap<StatusRow, unknown>();
+
+/** The error behind a row's `error` (the first one), with its cause chain; undefined for a readable row. */
+export function causeOf(row: StatusRow): unknown {
+  return causes.get(row);
+}
+
 /** Lag, pending and dead letters of every consumer group of the given modules, from `transport.lag()`. */
 export async function readStatus(loaded: LoadedConfig, names: readonly string[]): Promise<StatusRow[]> {
   const bus = createBusFromConfig(loaded.config);
@@ -37,18 +44,20 @@ export async function readStatus(loaded: LoadedConfig, names: readonly string[])
         for (const topic of decl.topics) {
           // One topic per call: a topic the broker does not know fails alone, not the whole report.
           const errors: string[] = [];
+          let firstError: unknown;
           const read = async (g: string, t: string): Promise<LagInfo | undefined> => {
             try {
               return (await transport.lag?.(g, [t]))?.find((l) => l.topic === t);
             } catch (error) {
-              errors.push(`${t}: ${(error as Error)?.message ?? error}`);
+              firstError ??= error;
+              errors.push(`${t}: ${redactUrl((error as Error)?.message ?? String(error))}`);
               return undefined;
             }
           };
-          const info = await read(group, topic);
           const dlq = m.deadLetterTopic ? m.deadLetterTopic(topic) : deadLetterTopicOf(topic);
-          const dead = await read(DLQ_REPLAY_GROUP, dlq);
-          rows.push({
+          // Both at once: a broker that does not answer costs one wait, not two.
+          const [info, dead] = await Promise.all([read(group, topic), read(DLQ_REPLAY_GROUP, dlq)]);
+          const row: StatusRow = {
             ...(errors.length ? { error: errors.join('; ') } : {}),
             module: m.name,
             consumer,
@@ -59,7 +68,9 @@ export async function readStatus(loaded: LoadedConfig, names: readonly string[])
             pending: info?.pending,
             deadLetterTopic: dlq,
             deadLetters: dead?.lag,
-          });
+          };
+          if (firstError !== undefined) causes.set(row, firstError);
+          rows.push(row);
         }
       }
     }
@@ -76,12 +87,30 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+/** What a row means at a glance: `ok`, `behind` (lag or pending), `dead letters`, or `unreadable`. */
+export function stateOf(row: StatusRow): 'ok' | 'behind' | 'dead letters' | 'unreadable' {
+  if (row.error !== undefined) return 'unreadable';
+  if ((row.deadLetters ?? 0) > 0) return 'dead letters';
+  if ((row.lag ?? 0) > 0 || (row.pending ?? 0) > 0) return 'behind';
+  return 'ok';
+}
+
+/**
+ * `bus status` as text: one aligned row per module, consumer and topic with a STATE column, a one-line
+ * summary, and each distinct reason a number could not be read (shown as "-") once.
+ */
 export function formatStatus(rows: readonly StatusRow[]): string {
+  if (rows.length === 0) return 'no consumers to report';
   const n = (v: number | undefined) => (v === undefined ? '-' : String(v));
   const table = formatTable(
-    ['MODULE', 'CONSUMER', 'GROUP', 'TRANSPORT', 'TOPIC', 'LAG', 'PENDING', 'DEAD-LETTERS'],
-    rows.map((r) => [r.module, r.consumer, r.group, r.transport, r.topic, n(r.lag), n(r.pending), `${n(r.deadLetters)} (${r.deadLetterTopic})`]),
+    ['MODULE', 'CONSUMER', 'GROUP', 'TRANSPORT', 'TOPIC', 'LAG', 'PENDING', 'DEAD-LETTERS', 'STATE'],
+    rows.map((r) => [r.module, r.consumer, r.group, r.transport, r.topic, n(r.lag), n(r.pending), `${n(r.deadLetters)} (${r.deadLetterTopic})`, stateOf(r)]),
   );
-  const notes = rows.filter((r) => r.error).map((r) => `  ${r.group}: ${r.error}`);
-  return notes.length ? `${table}\n\nnot readable ("-"):\n${notes.join('\n')}` : table;
+  const counts = new Map<string, number>();
+  for (const r of rows) counts.set(stateOf(r), (counts.get(stateOf(r)) ?? 0) + 1);
+  const summary = `${rows.length} row(s): ${[...counts].map(([state, count]) => `${count} ${state}`).join(', ')}`;
+  const reasons = new Map<string, string[]>();
+  for (const r of rows) if (r.error !== undefined) reasons.set(r.error, [...(reasons.get(r.error) ?? []), r.group]);
+  const notes = [...reasons].map(([reason, groups]) => `  ${[...new Set(groups)].join(', ')}: ${reason}`);
+  return [table, '', summary, ...(notes.length ? ['', 'not readable ("-"):', ...notes] : [])].join('\n');
 }
