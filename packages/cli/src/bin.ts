@@ -12,6 +12,8 @@ const onEarlySignal = (signal: NodeJS.Signals) => {
 if (early) {
   process.on('SIGTERM', onEarlySignal);
   process.on('SIGINT', onEarlySignal);
+  // Before this line, Node is still booting and a signal gets the kernel's default (exit 143).
+  if (process.env.BUS_DEBUG) process.stderr.write(`bus: pid ${process.pid} takes signals\n`);
 }
 
 // A specifier in a variable stays a runtime import: the bundler does not inline the CLI (and hoist
