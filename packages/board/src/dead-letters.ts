@@ -119,7 +119,12 @@ export interface ReadTopicOptions {
   firstMessageTimeoutMs?: number;
   /** After the first message: stop when nothing came for this long. @default 1500 */
   idleMs?: number;
+  /** Called after each message handled, with the count so far and how many are expected. */
+  progress?: Progress | undefined;
 }
+
+/** Progress of a long read (`bus dlq`): `done` of `expected` messages (expected: the lag read first). */
+export type Progress = (done: number, expected: number) => void;
 
 /**
  * Reads up to `limit` messages of `topic` with a consumer group (created at the earliest position),
@@ -138,7 +143,7 @@ export async function readTopic(transport: Transport, options: ReadTopicOptions,
     try {
       [info] = await transport.lag(options.group, [options.topic]);
     } catch (error) {
-      throw new Error(`[bus/board] cannot read "${options.topic}" (does it exist?): ${(error as Error)?.message ?? error}`, { cause: error });
+      throw new Error(`[bus/board] cannot read "${options.topic}": ${(error as Error)?.message ?? error}`, { cause: error });
     }
     if (info) expected = Math.min(expected, info.lag);
   }
@@ -165,6 +170,7 @@ export async function readTopic(transport: Transport, options: ReadTopicOptions,
         try {
           await each(m);
           count++;
+          options.progress?.(count, expected);
         } catch (error) {
           failure = error;
           m.nack();
@@ -191,11 +197,11 @@ export async function readTopic(transport: Transport, options: ReadTopicOptions,
  * (`bus-cli-dlq-list-<random>`, starting at the earliest message), so listing never moves the
  * replay position.
  */
-export async function listDeadLetters(transport: Transport, topic: string, limit: number, waitMs = 15_000): Promise<DeadLetter[]> {
+export async function listDeadLetters(transport: Transport, topic: string, limit: number, waitMs = 15_000, progress?: Progress): Promise<DeadLetter[]> {
   const letters: DeadLetter[] = [];
   await readTopic(
     transport,
-    { topic: deadLetterTopicOf(topic), group: `bus-cli-dlq-list-${randomUUID().slice(0, 8)}`, limit, firstMessageTimeoutMs: waitMs },
+    { topic: deadLetterTopicOf(topic), group: `bus-cli-dlq-list-${randomUUID().slice(0, 8)}`, limit, firstMessageTimeoutMs: waitMs, progress },
     async (m) => {
       letters.push(toDeadLetter(m));
       m.ack();
@@ -224,9 +230,10 @@ export async function replayDeadLetters(
   limit: number,
   onReplayed: (letter: DeadLetter) => void = () => {},
   waitMs = 15_000,
+  progress?: Progress,
 ): Promise<ReplayResult> {
   const result: ReplayResult = { replayed: 0, skipped: 0 };
-  await readTopic(transport, { topic: deadLetterTopicOf(topic), group: DLQ_REPLAY_GROUP, limit, firstMessageTimeoutMs: waitMs }, async (m) => {
+  await readTopic(transport, { topic: deadLetterTopicOf(topic), group: DLQ_REPLAY_GROUP, limit, firstMessageTimeoutMs: waitMs, progress }, async (m) => {
     const one = await publishReplays(transport, [m]);
     m.ack();
     result.replayed += one.replayed;

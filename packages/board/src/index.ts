@@ -11,6 +11,7 @@ export {
   DLQ_REPLAY_GROUP,
   deadLetterTopicOf,
   listDeadLetters,
+  type Progress,
   publishReplays,
   REPLAYED_AT_HEADER,
   type ReadTopicOptions,

@@ -12,6 +12,8 @@ const onEarlySignal = (signal: NodeJS.Signals) => {
 if (early) {
   process.on('SIGTERM', onEarlySignal);
   process.on('SIGINT', onEarlySignal);
+  // Before this line, Node is still booting and a signal gets the kernel's default (exit 143).
+  if (process.env.BUS_DEBUG) process.stderr.write(`bus: pid ${process.pid} takes signals\n`);
 }
 
 // A specifier in a variable stays a runtime import: the bundler does not inline the CLI (and hoist
@@ -28,6 +30,9 @@ const entry = './index.js';
   .then(
     (code) => {
       process.exitCode = code;
+      // The command is over: a broker client still retrying in the background must not keep the
+      // process (and the operator) waiting. Unreferenced, so a clean end exits at once as usual.
+      setTimeout(() => process.exit(code), 250).unref();
     },
     (error: unknown) => {
       process.stderr.write(`bus: ${(error as Error)?.stack ?? error}\n`);

@@ -4,6 +4,7 @@
  */
 export {
   type DeadLetter,
+  type Progress,
   DLQ_REPLAY_GROUP,
   deadLetterTopicOf,
   listDeadLetters,

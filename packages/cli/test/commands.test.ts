@@ -118,9 +118,10 @@ describe('bus usage and errors', () => {
     }
   });
 
-  it('exits 1 with the broker error when the broker cannot be reached', async () => {
+  it('exits 3 with the broker error when the broker cannot be reached', async () => {
     const r = await busDone(['publish', 'jobs', 'job.created', '{"n":1}', '--config', CONFIG], { REDIS_URL: 'redis://127.0.0.1:1', BUS_TEST_TRANSPORT: 'redis' });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^bus: .*could not connect to Redis/m);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^bus: \[bus/m);
+    expect(r.stderr).toMatch(/could not connect to Redis/);
   });
 });

@@ -2,7 +2,10 @@
 // ends it with exit 0 and no process left; a second signal forces a fast, non-zero exit.
 //
 // These tests run the built CLI (dist/bin.js, as an operator does): through tsx, Node would spend its
-// first second compiling the CLI, and a signal then would test tsx, not `bus`.
+// first second compiling the CLI, and a signal then would test tsx, not `bus`. A signal that comes
+// before Node ran the first line of any script gets Node's default (death by the signal, 143)
+// whatever the script: "at 0.1 s" means at 0.1 s or, on a machine where Node needs longer to boot,
+// at the first moment `bus` can take a signal (see sigtermAt).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -36,7 +39,8 @@ interface Run {
 function busRun(env: Record<string, string>): Run {
   if (!existsSync(DIST_BIN)) throw new Error(`${DIST_BIN} is missing: build first (pnpm build)`);
   const child = spawn(process.execPath, [DIST_BIN, 'run', '--config', CONFIG], {
-    env: { ...process.env, TSX_TSCONFIG_PATH: TSCONFIG, ...env },
+    // BUS_DEBUG: `bus` says when its first line ran (see sigtermAt).
+    env: { ...process.env, TSX_TSCONFIG_PATH: TSCONFIG, BUS_DEBUG: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -61,6 +65,22 @@ function parse(lines: string[]): Record<string, unknown>[] {
       return [];
     }
   });
+}
+
+/**
+ * Sends SIGTERM `afterMs` after the spawn — or, when Node has not yet run the first line of `bus` by
+ * then (it takes longer than 0.1 s on a loaded machine), at the first moment it can take a signal at
+ * all. Returns when the signal was sent, in ms after the spawn.
+ */
+async function sigtermAt(r: Run, spawnedAt: number, afterMs: number): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, spawnedAt + afterMs - Date.now())));
+  const deadline = Date.now() + 30_000;
+  while (!r.stderr.includes(`bus: pid ${r.child.pid} takes signals`)) {
+    if (Date.now() > deadline) throw new Error('bus never installed a SIGTERM handler');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  r.child.kill('SIGTERM');
+  return Date.now() - spawnedAt;
 }
 
 /** True once no process of `pgid` is left (bounded wait). */
@@ -134,10 +154,11 @@ for (const which of ['redis', 'kafka'] as const) {
 
     for (const afterMs of [100, 300, 1000]) {
       it(`${afterMs} ms after the start: exit 0, no worker counted as crashed, no process left`, async () => {
+        const spawnedAt = Date.now();
         const r = busRun(env(`t${afterMs}`));
-        await new Promise((resolve) => setTimeout(resolve, afterMs));
-        r.child.kill('SIGTERM');
+        const sentAt = await sigtermAt(r, spawnedAt, afterMs);
         const { code, signal } = await exitOf(r);
+        console.info(`${which}: SIGTERM ${sentAt} ms after the spawn (asked: ${afterMs}) → exit ${code ?? signal}`);
         const pgid = r.child.pid as number;
         expect({ code, signal }, r.stderr.join('\n')).toEqual({ code: 0, signal: null });
         expect(crashLines(r)).toEqual([]);

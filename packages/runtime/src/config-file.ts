@@ -3,7 +3,6 @@ import {
   type BusOptions,
   busOptionsSchema,
   createBus,
-  DRAIN_SLACK_MS,
   type EventMap,
   type Logger,
   MODULE_DEFAULTS,
@@ -12,6 +11,7 @@ import {
   OptionReader,
 } from '@bus/core';
 import { rejectUnknownKeys } from '@bus/core/kit';
+import { defaultKillTimeoutMs } from './budget.js';
 import type { HealthOptions } from './health.js';
 import type { Closeable } from './signals.js';
 import type { Supervisor } from './supervise.js';
@@ -104,22 +104,6 @@ export function defineConfig<M extends EventMap = EventMap>(
 ): () => BusConfig<M> | Promise<BusConfig<M>>;
 export function defineConfig<M extends EventMap = EventMap>(config: BusConfigInput<M>): BusConfigInput<M> {
   return config;
-}
-
-/**
- * How long a worker's `close()` may take before it gives up and exits 1: the engine's own bound
- * (`drainTimeoutMs + DRAIN_SLACK_MS`) plus one {@link DRAIN_SLACK_MS} for the transports to close.
- */
-export function workerCloseTimeoutMs(drainTimeoutMs: number): number {
-  return drainTimeoutMs + 2 * DRAIN_SLACK_MS;
-}
-
-/**
- * The default `killTimeoutMs` of a module: one {@link DRAIN_SLACK_MS} past {@link workerCloseTimeoutMs},
- * so a worker always gets to exit by itself before the supervisor kills it.
- */
-export function defaultKillTimeoutMs(drainTimeoutMs: number): number {
-  return workerCloseTimeoutMs(drainTimeoutMs) + DRAIN_SLACK_MS;
 }
 
 /** A module's process settings, validated, with defaults filled in. */

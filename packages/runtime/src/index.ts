@@ -1,8 +1,8 @@
+export { defaultKillTimeoutMs, workerCloseTimeoutMs } from './budget.js';
 export {
   type BusConfig,
   type BusConfigInput,
   createBusFromConfig,
-  defaultKillTimeoutMs,
   defineConfig,
   type HookResult,
   type ModuleConfig,
@@ -12,7 +12,6 @@ export {
   type SupervisorHook,
   type WorkerHook,
   type WorkerHookContext,
-  workerCloseTimeoutMs,
 } from './config-file.js';
 export { type HealthOptions, type HealthServer, healthServer } from './health.js';
 export {

@@ -1,4 +1,5 @@
-import { OptionReader, type Logger, silentLogger } from '@bus/core';
+import { type Logger, MODULE_DEFAULTS, OptionReader, silentLogger } from '@bus/core';
+import { workerCloseTimeoutMs } from './budget.js';
 import { notifySupervisor } from './ipc.js';
 
 /** Something with a bounded `close()`, e.g. a `Bus`. */
@@ -9,7 +10,8 @@ export interface Closeable {
 export interface CloseOnSignalsOptions {
   /**
    * Longest wait for `close()`; past it the process exits with code 1 (the supervisor would kill it
-   * anyway). Make it longer than the modules' `drainTimeoutMs`. @default 15000
+   * anyway). Make it longer than the modules' `drainTimeoutMs`: see {@link workerCloseTimeoutMs}.
+   * @default 20000 (`workerCloseTimeoutMs` of the default `drainTimeoutMs`, 10000)
    */
   timeoutMs?: number;
   /** @default ['SIGTERM', 'SIGINT'] */
@@ -37,7 +39,7 @@ export interface ShutdownHandle {
  * by `timeoutMs`.
  */
 export function closeOnSignals(target: Closeable, options: CloseOnSignalsOptions = {}): ShutdownHandle {
-  const timeoutMs = new OptionReader('bus/runtime', 'closeOnSignals').int('timeoutMs', options.timeoutMs, 15_000, 0);
+  const timeoutMs = new OptionReader('bus/runtime', 'closeOnSignals').int('timeoutMs', options.timeoutMs, workerCloseTimeoutMs(MODULE_DEFAULTS.drainTimeoutMs), 0);
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const log = options.logger ?? silentLogger;

@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { type Logger, OptionReader, silentLogger } from '@bus/core';
+import { type Logger, MODULE_DEFAULTS, OptionReader, silentLogger } from '@bus/core';
+import { defaultKillTimeoutMs } from './budget.js';
 import { type HealthOptions, type HealthServer, healthServer } from './health.js';
 import { type AskFailure, type AskWorkersOptions, type SupervisorRequest, WORKER_ENV, type WorkerMessage, type WorkerReply, type WorkerResponse } from './ipc.js';
 import { type Closeable, takeOverSignals } from './signals.js';
@@ -38,7 +39,8 @@ export interface WorkerGroupOptions {
   /**
    * After SIGTERM, how long a worker may take to drain and exit before it is killed with SIGKILL, in
    * ms. Its unacknowledged messages are then delivered again by the broker. Make it longer than the
-   * module's `drainTimeoutMs`. @default 20000
+   * module's `drainTimeoutMs` plus the worker's own close: see {@link defaultKillTimeoutMs}.
+   * @default 25000 (`defaultKillTimeoutMs` of the default `drainTimeoutMs`, 10000)
    */
   killTimeoutMs?: number;
   /** Serve `/live` and `/ready` for this group from the supervisor (see {@link healthServer}). @default undefined */
@@ -179,7 +181,7 @@ export function supervise(options: SuperviseOptions): Supervisor {
       restartDelayMs,
       maxRestartDelayMs: gr.int('maxRestartDelayMs', g.maxRestartDelayMs, Math.max(30_000, restartDelayMs), restartDelayMs),
       stableAfterMs: gr.int('stableAfterMs', g.stableAfterMs, 10_000, 0),
-      killTimeoutMs: gr.int('killTimeoutMs', g.killTimeoutMs, 20_000, 0),
+      killTimeoutMs: gr.int('killTimeoutMs', g.killTimeoutMs, defaultKillTimeoutMs(MODULE_DEFAULTS.drainTimeoutMs), 0),
       health,
     };
   });

@@ -121,7 +121,9 @@ export async function runWorker(bus: Startable, options: RunWorkerOptions = {}):
   if (options.setup) {
     try {
       const resource = await options.setup();
-      if (resource) owned.push(resource);
+      // A shutdown that began during setup has closed what it knew of: close this one too.
+      if (resource && draining()) await resource.close().catch(() => {});
+      else if (resource) owned.push(resource);
     } catch (error) {
       if (draining()) return result();
       return fail(error);
