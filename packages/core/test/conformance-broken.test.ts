@@ -102,6 +102,16 @@ const startsHandlersAfterClose = (inner: Transport) =>
     }),
   );
 
+/** Runs the handler calls of one fetch side by side while declaring `concurrentBatches: false`. */
+const overlapsHandlerCalls = (inner: Transport) =>
+  wrap(inner, (options, handler: BatchHandler) =>
+    inner.subscribe({ ...options, batchSize: options.batchSize * 3 }, async (batch) => {
+      const calls: Promise<void>[] = [];
+      for (let i = 0; i < batch.length; i += options.batchSize) calls.push(handler(batch.slice(i, i + options.batchSize)));
+      await Promise.all(calls);
+    }),
+  );
+
 /** Per breakage: the suite tests (title prefix) that must fail, and why. */
 const CASES: [string, (inner: Transport) => Transport, [string, RegExp][]][] = [
   [
@@ -118,6 +128,7 @@ const CASES: [string, (inner: Transport) => Transport, [string, RegExp][]][] = [
     ],
   ],
   ['ignores batchSize', ignoresBatchSize, [['batches never exceed batchSize', /largest batch \d+ > 7/]]],
+  ['overlaps handler calls without declaring concurrentBatches', overlapsHandlerCalls, [['one handler call at a time per subscription', /batch handler calls of one subscription overlapped/]]],
   [
     'starts handlers after close',
     startsHandlersAfterClose,

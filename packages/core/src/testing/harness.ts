@@ -129,9 +129,15 @@ export class Harness {
   /**
    * Registers a test that gets a fresh transport (closed afterwards). When the transport does not
    * declare everything in `needs`, the test is reported skipped by the runner, never passed.
-   * `unless` gives a reason to skip that is not a capability (e.g. a missing option).
+   * `unless` gives a reason to skip that is not a missing capability (e.g. a missing option, or a
+   * capability the test must not see).
    */
-  test(title: string, needs: readonly Need[], fn: (t: Transport, env: TestEnv) => Promise<void>, options: { timeoutMs?: number; unless?: string } = {}): void {
+  test(
+    title: string,
+    needs: readonly Need[],
+    fn: (t: Transport, env: TestEnv) => Promise<void>,
+    options: { timeoutMs?: number; unless?: string | ((capabilities: TransportCapabilities) => string | undefined) } = {},
+  ): void {
     const harness = this;
     // `function` with a rest parameter: mocha binds its context to `this`, and reads the arity to
     // decide whether the test takes a `done` callback (0 here: it returns a promise).
@@ -146,7 +152,8 @@ export class Harness {
       try {
         const t = await make();
         const capabilities = { ...t.capabilities, ...harness.options.capabilities };
-        const reason = options.unless ?? missing(capabilities, needs);
+        const unless = typeof options.unless === 'function' ? options.unless(capabilities) : options.unless;
+        const reason = unless ?? missing(capabilities, needs);
         if (reason) {
           await closeAll(made);
           skip(runner, reason);

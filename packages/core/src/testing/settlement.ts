@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { nackCase } from './cases.js';
-import { type ConformanceOptions, Harness, type TestApi, uniqueSorted } from './harness.js';
+import { type ConformanceOptions, delay, Harness, type TestApi, uniqueSorted } from './harness.js';
 
 /**
  * The `BatchHandler` settlement rules: a nacked, unsettled or failed message is delivered again; the
@@ -48,6 +48,36 @@ export function settlementTests(api: TestApi, options: ConformanceOptions): void
       await sub.close();
       assert.deepEqual(uniqueSorted(seen), [0, 1, 2]);
     });
+
+    h.test(
+      'one handler call at a time per subscription when concurrentBatches is false',
+      [],
+      async (t) => {
+        const topics = [h.name('topic-a'), h.name('topic-b'), h.name('topic-c')];
+        let inFlight = 0;
+        let maxInFlight = 0;
+        let handled = 0;
+        const sub = await h.subscribe(
+          t,
+          topics,
+          h.name('group'),
+          async (batch) => {
+            inFlight++;
+            maxInFlight = Math.max(maxInFlight, inFlight);
+            await delay(5);
+            for (const m of batch) m.ack();
+            handled += batch.length;
+            inFlight--;
+          },
+          { batchSize: 5 },
+        );
+        await Promise.all(topics.map((topic, i) => h.publishAll(t, topic, h.records(i * 100, i * 100 + 30, { key: `k${i}` }))));
+        await h.waitFor('90 messages', () => handled >= 90);
+        await sub.close();
+        assert.equal(maxInFlight, 1, `${maxInFlight} batch handler calls of one subscription overlapped`);
+      },
+      { unless: (c) => (c.concurrentBatches ? 'the transport declares concurrentBatches: its calls may overlap' : undefined) },
+    );
 
     h.test('the first settlement wins: a message acked then nacked is not delivered again, one nacked then acked is', [], async (t) => {
       const topic = h.name('topic');
