@@ -45,7 +45,8 @@ export {
 } from './policies/index.js';
 export { composePolicies, type Delivery, type Outcome, type Policy, type PolicyServices, type Step } from './policy.js';
 export { createPool, POOL_DEFAULTS, type Pool, type PoolFactory, type PoolOptions } from './pool.js';
-export { type MemoryBroker, memoryBroker, memoryTransport, type MemoryTransportOptions } from './memory.js';
+export { memoryTransport, type MemoryTransportOptions } from './memory.js';
+export { type MemoryBroker, memoryBroker } from './memory.js';
 export { redact, redactUrl } from './redact.js';
 export { backoffDelay, sleep } from './retry.js';
 export { DLQ_HEADER } from './router.js';

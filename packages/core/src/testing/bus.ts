@@ -11,10 +11,11 @@ export function busTests(api: TestApi, options: ConformanceOptions): void {
   api.describe('bus on the transport', () => {
     h.test('bus: the handler gets { consumer, event, payload, message } for subscribed events only', [], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const bus = h.busOn(t);
       const got: HandlerContext<SuiteEvents>[] = [];
       bus.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         consumers: { only: { topics: [topic], events: ['test.happened'] } },
         handler: (ctx) => {
@@ -30,14 +31,14 @@ export function busTests(api: TestApi, options: ConformanceOptions): void {
       await bus.close();
       const first = got[0] as HandlerContext<SuiteEvents, 'test.happened'>;
       assert.equal(first.consumer, 'only');
-      assert.equal(first.module, 'mod');
+      assert.equal(first.module, mod);
       assert.equal(first.event, 'test.happened');
       assert.deepEqual(first.payload, { n: 1 });
       assert.equal(first.message.id, receipt.id);
       assert.equal(first.message.topic, topic);
       assert.equal(first.message.key, 'k');
       assert.equal(first.message.headers['x-user'], 'u');
-      assert.equal(first.message.group, 'mod-only');
+      assert.equal(first.message.group, `${mod}-only`);
       assert.equal(first.message.attempt, 1);
       assert.ok(Math.abs(first.message.publishedAt - Date.now()) < 60_000);
       assert.deepEqual(
@@ -49,16 +50,17 @@ export function busTests(api: TestApi, options: ConformanceOptions): void {
         ['handled', 'handled', 'skipped'],
         'one outcome per delivery',
       );
-      const lag = await t.lag?.('mod-only', [topic]);
+      const lag = await t.lag?.(`${mod}-only`, [topic]);
       if (lag) assert.equal(lag[0]?.lag ?? 0, 0, 'the skipped event was not acknowledged');
     });
 
     h.test('bus: publishBatch reports one result per entry and every entry arrives', [], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const bus = h.busOn(t);
       const seen: number[] = [];
       bus.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         batchSize: 50,
         consumers: { c: { topics: [topic], events: ['test.happened'] } },
@@ -79,12 +81,13 @@ export function busTests(api: TestApi, options: ConformanceOptions): void {
 
     h.test('bus: concurrency > 1 handles everything and keeps per-key order', [], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const bus = h.busOn(t);
       const byKey = new Map<string, number[]>();
       let inFlight = 0;
       let maxInFlight = 0;
       bus.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         batchSize: 40,
         concurrency: 4,

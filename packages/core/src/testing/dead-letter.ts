@@ -14,11 +14,12 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
   api.describe('dead letter', () => {
     h.test('bus: resend on error: a handler failing twice then succeeding is not dead-lettered', [], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const bus = h.busOn(t);
       const attempts: number[] = [];
       const dlq = await h.dlqReader(t, topic);
       bus.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         retry: { attempts: 3, baseDelayMs: 10, maxDelayMs: 20 },
         consumers: { c: { topics: [topic], events: ['test.happened'] } },
@@ -38,11 +39,12 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
 
     h.test('bus: retry then dead letter with reason, attempts and origin; nothing acked before that', [], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const bus = h.busOn(t);
       let calls = 0;
       const dlq = await h.dlqReader(t, topic);
       bus.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         retry: { attempts: 3, baseDelayMs: 10, maxDelayMs: 20 },
         consumers: { c: { topics: [topic], events: ['test.happened'] } },
@@ -61,18 +63,19 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
       assert.equal(dead.headers[DLQ_HEADER.reason], 'payment service down');
       assert.equal(dead.headers[DLQ_HEADER.attempts], '3');
       assert.equal(dead.headers[DLQ_HEADER.topic], topic);
-      assert.equal(dead.headers[DLQ_HEADER.group], 'mod-c');
+      assert.equal(dead.headers[DLQ_HEADER.group], `${mod}-c`);
       assert.equal(dead.headers[HEADER.id], receipt.id);
       assert.deepEqual(h.codec.decode(dead).payload, { n: 1 });
     });
 
     h.test('bus: continue after errors: failing messages go to the dead letter, the rest are handled', [], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const bus = h.busOn(t);
       const handled: number[] = [];
       const dlq = await h.dlqReader(t, topic);
       bus.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
         consumers: { c: { topics: [topic], events: ['test.happened'] } },
@@ -98,11 +101,12 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
 
     h.test('bus: undecodable bytes go to the dead letter with the reason and the consumer goes on', [], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const bus = h.busOn(t);
       const handled: number[] = [];
       const dlq = await h.dlqReader(t, topic);
       bus.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         consumers: { c: { topics: [topic], events: ['test.happened'] } },
         handler: (ctx) => {
@@ -133,11 +137,12 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
 
     h.test('bus: empty event: a record whose ce_type is empty is dead-lettered (DECODE) with its reason, never skipped', [], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const bus = h.busOn(t);
       const handled: number[] = [];
       const dlq = await h.dlqReader(t, topic);
       bus.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         consumers: { c: { topics: [topic], events: ['test.happened'] } },
         handler: (ctx) => {
@@ -166,6 +171,7 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
       ['redeliversUnsettled', 'durableDeliveryCount'],
       async (t) => {
         const topic = h.name('topic');
+        const mod = h.name('crashing');
         const maxDeliveries = 2;
         const dlq = await h.dlqReader(t, topic);
         const counts: number[] = [];
@@ -174,7 +180,7 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
         for (let round = 0; round < maxDeliveries + 2 && dlq.got.length === 0; round++) {
           const bus = h.busOn(t);
           bus.module({
-            name: 'crashing',
+            name: mod,
             pollIntervalMs: h.poll,
             drainTimeoutMs: 50,
             maxDeliveries,

@@ -17,9 +17,10 @@ export function drainTests(api: TestApi, options: ConformanceOptions): void {
    */
   const busDrain = async (t: Transport, other: Transport, batchSize: number, concurrency: number, count: number) => {
     const topic = h.name('topic');
+    const mod = h.name('drain');
     const drainTimeoutMs = 3000;
     const definition = (completed: number[], started: { n: number; afterClose: boolean }[], isClosing: () => boolean) => ({
-      name: 'drain',
+      name: mod,
       pollIntervalMs: h.poll,
       batchSize,
       concurrency,
@@ -165,10 +166,11 @@ export function drainTests(api: TestApi, options: ConformanceOptions): void {
 
     h.test('bus: a handler cut off by close is not acknowledged; the group gets the message again', ['redeliversUnsettled'], async (t) => {
       const topic = h.name('topic');
+      const mod = h.name('mod');
       const first = h.busOn(t);
       let started = false;
       first.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         drainTimeoutMs: 100,
         consumers: { c: { topics: [topic], events: ['test.happened'] } },
@@ -184,7 +186,7 @@ export function drainTests(api: TestApi, options: ConformanceOptions): void {
       const second = h.busOn(t);
       const again: number[] = [];
       second.module({
-        name: 'mod',
+        name: mod,
         pollIntervalMs: h.poll,
         consumers: { c: { topics: [topic], events: ['test.happened'] } },
         handler: (ctx) => {
