@@ -49,6 +49,7 @@ export function drainTests(api: TestApi, options: ConformanceOptions): void {
     await first.close();
     const closeMs = Date.now() - closeStarted;
 
+    assert.ok(firstStarted.length <= concurrency, `${firstStarted.length} handlers started with concurrency ${concurrency}`);
     const late = firstStarted.filter((s) => s.afterClose).map((s) => s.n);
     assert.deepEqual(late, [], `handlers started after close() began: ${late.join(', ')}`);
     assert.ok(closeMs <= drainTimeoutMs + DRAIN_SLACK_MS, `close() took ${closeMs} ms, more than drainTimeoutMs + ${DRAIN_SLACK_MS}`);
