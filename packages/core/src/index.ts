@@ -65,6 +65,7 @@ export {
 export { composePolicies, type Delivery, type Outcome, type Policy, type PolicyServices, type Step } from './policy.js';
 export { createPool, POOL_DEFAULTS, poolSchema, type Pool, type PoolFactory, type PoolOptions } from './pool.js';
 export { memoryTransport, type MemoryTransportOptions } from './memory.js';
+export { type MemoryBroker, memoryBroker } from './memory.js';
 export { redact, redactUrl } from './redact.js';
 export { backoffDelay, sleep } from './retry.js';
 export { DLQ_HEADER } from './router.js';

@@ -42,6 +42,26 @@ interface Topic {
 export interface MemoryTransportOptions {
   /** Transport name in metrics and logs. @default 'memory' */
   name?: string;
+  /**
+   * Where the topics and groups live. Transports made with the same broker see the same messages
+   * and share consumer groups, like processes sharing a broker (e.g. two instances in a test).
+   * @default a broker of this transport's own
+   */
+  broker?: MemoryBroker;
+}
+
+/** The state several memory transports can share: topics, their messages and consumer groups. See {@link memoryBroker}. */
+export interface MemoryBroker {
+  readonly kind: 'memory-broker';
+}
+
+const brokerTopics = new WeakMap<MemoryBroker, Map<string, Topic>>();
+
+/** A new, empty in-process broker for {@link memoryTransport}'s `broker` option. */
+export function memoryBroker(): MemoryBroker {
+  const broker: MemoryBroker = Object.freeze({ kind: 'memory-broker' as const });
+  brokerTopics.set(broker, new Map());
+  return broker;
 }
 
 /**
@@ -51,7 +71,7 @@ export interface MemoryTransportOptions {
  * the transport (not persistent); nothing is trimmed. For tests, demos and single-process apps.
  */
 export function memoryTransport(options: MemoryTransportOptions = {}): Transport & { reset(): void } {
-  const topics = new Map<string, Topic>();
+  const topics = (options.broker && brokerTopics.get(options.broker)) || new Map<string, Topic>();
   const subscriptions = new Set<Subscription>();
   let closed = false;
 

@@ -18,9 +18,13 @@ interface Group {
   retry: { index: number; count: number }[];
 }
 
-function pollingLogTransport(): Transport {
-  const logs = new Map<string, WireRecord[]>();
-  const groups = new Map<string, Group>();
+/** The "broker": what every instance made with the same store sees. */
+interface Store {
+  logs: Map<string, WireRecord[]>;
+  groups: Map<string, Group>;
+}
+
+function pollingLogTransport({ logs, groups }: Store): Transport {
   const loops = new Set<Subscription>();
   let closed = false;
   const log = (topic: string) => logs.get(topic) ?? (logs.set(topic, []).get(topic) as WireRecord[]);
@@ -97,5 +101,6 @@ function pollingLogTransport(): Transport {
 }
 
 describe('a custom transport built on the public types', () => {
-  runTransportConformance({ describe, it }, { createTransport: pollingLogTransport, pollIntervalMs: 20, waitMs: 5000 });
+  const store: Store = { logs: new Map(), groups: new Map() };
+  runTransportConformance({ describe, it }, { createTransport: () => pollingLogTransport(store), pollIntervalMs: 20, waitMs: 5000 });
 });

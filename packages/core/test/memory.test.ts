@@ -1,7 +1,9 @@
 import { describe, it } from 'vitest';
-import { memoryTransport } from '../src/index.js';
+import { memoryBroker, memoryTransport } from '../src/index.js';
 import { runTransportConformance } from '../src/testing/index.js';
 
 describe('memoryTransport', () => {
-  runTransportConformance({ describe, it }, { createTransport: () => memoryTransport(), pollIntervalMs: 50, waitMs: 5000 });
+  // One broker for every instance: the suite's two-instance tests see the same topics and groups.
+  const broker = memoryBroker();
+  runTransportConformance({ describe, it }, { createTransport: () => memoryTransport({ broker }), pollIntervalMs: 50, waitMs: 5000, stress: 4 });
 });

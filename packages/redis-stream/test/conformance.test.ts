@@ -20,6 +20,7 @@ describe('redisStream on a standalone Redis (own server, restarted by the reconn
       createTransport: () => redisStream({ url: (server as RedisServer).url, keyPrefix: `bus-test:${run}:` }),
       restartBroker: () => (server as RedisServer).restart(),
       pollIntervalMs: 100,
+      stress: 3,
     },
   );
 });
