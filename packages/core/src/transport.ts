@@ -98,7 +98,10 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
-/** Outcome of one record of a `publish` call, in the order of the input. */
+/**
+ * Outcome of one record of a `publish` call, in the order of the input. `id` is the broker's
+ * position of the stored record: the `id` a subscriber's `IncomingMessage` carries for it.
+ */
 export type PublishResult = { ok: true; id: string } | { ok: false; error: BusError };
 
 /** Services the bus hands to a transport before first use. */

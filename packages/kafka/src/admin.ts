@@ -3,6 +3,17 @@ import type { Admin, Kafka } from 'kafkajs';
 import { isConnectionError, toBusError } from './client.js';
 import type { ResolvedOptions } from './options.js';
 
+/** Errors of a topic creation that the brokers' metadata has not caught up with yet. */
+const METADATA_LAG = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER']);
+
+/** Whether `error`, or an error it wraps (kafkajs retries wrap the last one), is a {@link METADATA_LAG}. */
+function isMetadataLag(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  const e = error as { type?: string; originalError?: unknown; cause?: unknown; errors?: unknown[] };
+  if (e.type && METADATA_LAG.has(e.type)) return true;
+  return [e.originalError, e.cause, ...(Array.isArray(e.errors) ? e.errors : [])].some((inner) => isMetadataLag(inner, depth + 1));
+}
+
 /**
  * The transport's one admin connection, opened on first use: topic creation (or the existence check
  * when `topics.create` is false) and consumer lag.
@@ -77,13 +88,24 @@ export class AdminClient {
     const configEntries = minInsyncReplicas === undefined ? [] : [{ name: 'min.insync.replicas', value: String(minInsyncReplicas) }];
     try {
       if (create) {
-        await this.use((admin) =>
-          admin.createTopics({
-            topics: [{ topic, numPartitions: partitions, replicationFactor, configEntries }],
-            waitForLeaders: true,
-            timeout: this.options.requestTimeoutMs,
-          }),
-        );
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.use((admin) =>
+              admin.createTopics({
+                topics: [{ topic, numPartitions: partitions, replicationFactor, configEntries }],
+                waitForLeaders: true,
+                timeout: this.options.requestTimeoutMs,
+              }),
+            );
+            break;
+          } catch (error) {
+            // kafkajs gives up waiting for leaders when a broker does not know the new topic yet
+            // (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE) although the topic was created;
+            // asking again answers "already exists" once the metadata has spread.
+            if (attempt >= 5 || !isMetadataLag(error)) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+          }
+        }
       } else {
         const existing = await this.use((admin) => admin.listTopics());
         for (const name of existing) this.known.add(name);

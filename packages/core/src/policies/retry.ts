@@ -7,7 +7,8 @@ import { backoffDelay, type RetryPolicy, sleep } from '../retry.js';
  * holds the message. Non-retryable errors (`BusError` with `retryable: false`, e.g. a
  * `ValidationError`) are not retried. After the last attempt it throws a {@link HandlerError}
  * carrying the attempt count (the dead-letter policy catches it). When the consumer starts stopping
- * during a back-off, the message is `released` for redelivery instead of waiting.
+ * during a back-off, the message is `released` for redelivery instead of waiting; a failure after
+ * the drain deadline aborted the handler's `signal` is `released` too, never dead-lettered.
  */
 export function retryPolicy(policy: RetryPolicy): Policy {
   return (next) => async (delivery) => {
@@ -18,6 +19,9 @@ export function retryPolicy(policy: RetryPolicy): Policy {
         return await next(delivery);
       } catch (error) {
         const attempt = delivery.attempt;
+        // Cut off by the drain deadline (its signal aborted): the handler did not fail on the
+        // message, the consumer is stopping. Give it back; another member runs it whole.
+        if (delivery.deadline.aborted) return 'released';
         if (isFinal(error)) {
           throw new HandlerError(`[bus] handler failed after ${attempt} attempt(s): ${errorMessage(error)}`, attempt, { cause: error });
         }
