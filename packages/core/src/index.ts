@@ -13,6 +13,7 @@ export {
   DecodeError,
   HandlerError,
   isRetryable,
+  type PoolConnectState,
   PoolTimeoutError,
   PublishError,
   TimeoutError,

@@ -138,7 +138,7 @@ class StreamSubscription implements Subscription {
       const client = this.ctx.newReaderClient();
       reader.client = client;
       try {
-        await connect(client, this.o.name);
+        await connect(client, this.o.name, this.o.connectTimeoutMs);
       } catch (error) {
         if (reader.client === client) reader.client = undefined;
         throw error;

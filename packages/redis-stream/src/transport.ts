@@ -71,7 +71,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
         create: async () => {
           const client = makeClient(o, 'producer');
           clusterMode ??= isCluster(client);
-          return connect(client, o.name);
+          return connect(client, o.name, o.connectTimeoutMs);
         },
         destroy: async (client) => {
           // QUIT lets in-flight replies arrive; a dead connection is simply dropped.
