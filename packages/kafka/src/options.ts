@@ -114,8 +114,23 @@ export interface KafkaTransportOptions {
   sasl?: SASLOptions;
   /** TCP (and TLS) connect timeout per broker connection, in ms (the seed's `connect_timeout`). @default 3000 */
   connectionTimeoutMs?: number;
+  /**
+   * Deadline of a whole connect of a producer, the admin client or a member, in ms: TCP, TLS, SASL
+   * and the first requests, retries included. A broker that accepts connections and never answers
+   * (a wrong port, a half-dead proxy) fails `start()`/`publish()` with a `ConnectionError` after it.
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
   /** Deadline of one request to a broker, in ms. @default 30000 */
   requestTimeoutMs?: number;
+  /**
+   * Deadline of one `publish` request (acquiring a producer, connecting it, sending and the broker's
+   * acknowledgement, retries included), in ms. Past it the records fail with a retryable
+   * `TimeoutError` (code `TIMEOUT`) and the producer is replaced; a record may still have been
+   * written (retrying it may duplicate it, as with any at-least-once publish).
+   * @default 10000
+   */
+  publishTimeoutMs?: number;
   /** Retries of failed requests. @default { retries: 5, initialRetryTimeMs: 300, maxRetryTimeMs: 30000 } */
   retry?: KafkaRetryOptions;
   /** Lowest kafkajs log level passed to the bus logger. @default 'info' */
@@ -138,7 +153,9 @@ export interface ResolvedOptions {
   ssl: boolean | ConnectionOptions | undefined;
   sasl: SASLOptions | undefined;
   connectionTimeoutMs: number;
+  connectTimeoutMs: number;
   requestTimeoutMs: number;
+  publishTimeoutMs: number;
   retry: Required<KafkaRetryOptions>;
   logLevel: KafkaLogLevel;
   pool: PoolOptions;
@@ -152,7 +169,9 @@ export const DEFAULTS = {
   name: 'kafka',
   clientId: 'bus',
   connectionTimeoutMs: 3000,
+  connectTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
+  publishTimeoutMs: 10_000,
   logLevel: 'info',
   retry: { retries: 5, initialRetryTimeMs: 300, maxRetryTimeMs: 30_000 },
   producer: { idempotent: true, acks: -1, compression: 'none', ackTimeoutMs: 30_000, maxRequestBytes: 900_000 },
@@ -173,7 +192,7 @@ export const DEFAULTS = {
 } as const satisfies Omit<ResolvedOptions, 'brokers' | 'ssl' | 'sasl' | 'pool'>;
 
 const KNOWN: Record<string, readonly string[]> = {
-  '': ['name', 'brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retry', 'logLevel', 'pool', 'producer', 'topics', 'consumer'],
+  '': ['name', 'brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'connectTimeoutMs', 'requestTimeoutMs', 'publishTimeoutMs', 'retry', 'logLevel', 'pool', 'producer', 'topics', 'consumer'],
   retry: Object.keys(DEFAULTS.retry),
   pool: ['min', 'max', 'acquireTimeoutMs', 'idleTimeoutMs', 'evictionIntervalMs', 'validateOnBorrow', 'createRetryDelayMs'],
   producer: Object.keys(DEFAULTS.producer),
@@ -207,7 +226,10 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     brokers = [...r.stringArray('brokers', o.brokers)];
   }
   brokers.forEach((broker, i) => {
-    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(broker)) r.fail(`brokers[${i}]`, 'must be host:port', broker);
+    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(broker)) {
+      // `user:password@host:port` is no broker address; never echo what precedes the @.
+      r.fail(`brokers[${i}]`, 'must be host:port', broker.replace(/^.*@/, '***@'));
+    }
   });
 
   if (o.ssl !== undefined && typeof o.ssl !== 'boolean') r.object('ssl', o.ssl);
@@ -293,7 +315,9 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     ssl: o.ssl as ResolvedOptions['ssl'],
     sasl: o.sasl as SASLOptions | undefined,
     connectionTimeoutMs: r.int('connectionTimeoutMs', o.connectionTimeoutMs, DEFAULTS.connectionTimeoutMs, 1, HOUR),
+    connectTimeoutMs: r.int('connectTimeoutMs', o.connectTimeoutMs, DEFAULTS.connectTimeoutMs, 1, HOUR),
     requestTimeoutMs: r.int('requestTimeoutMs', o.requestTimeoutMs, DEFAULTS.requestTimeoutMs, 1, HOUR),
+    publishTimeoutMs: r.int('publishTimeoutMs', o.publishTimeoutMs, DEFAULTS.publishTimeoutMs, 1, HOUR),
     retry,
     logLevel: r.oneOf('logLevel', o.logLevel, ['nothing', 'error', 'warn', 'info', 'debug'], DEFAULTS.logLevel),
     pool,
