@@ -541,15 +541,23 @@ export function runTransportConformance(api: TestApi, options: ConformanceOption
       });
       await bus.start();
       const garbage = record(0);
-      await publishAll(t, topic, [{ value: Buffer.from('{not json'), headers: garbage.headers }, { value: 'x', headers: { junk: '1' } }]);
+      // Not UTF-8: the dead letter must hold these bytes exactly (a string round trip would not).
+      const binary = Buffer.from([0xff, 0xfe, 0x80, 0x00, 0xc3, 0x28]);
+      await publishAll(t, topic, [
+        { value: Buffer.from('{not json'), headers: garbage.headers },
+        { value: 'x', headers: { junk: '1' } },
+        { value: binary, headers: { ...garbage.headers, [HEADER.id]: 'binary' } },
+      ]);
       await bus.publish(topic, 'test.happened', { n: 42 });
-      await waitFor('the good message and 2 dead letters', () => handled.includes(42) && dlq.got.length >= 2);
+      await waitFor('the good message and 3 dead letters', () => handled.includes(42) && dlq.got.length >= 3);
       await bus.close();
       await dlq.sub.close();
       const reasons = dlq.got.map((m) => m.headers[DLQ_HEADER.reason] ?? '');
       assert.ok(reasons.some((r) => r.includes('not valid JSON')), reasons.join(' | '));
       assert.ok(reasons.some((r) => r.includes('missing header "ce_id"')), reasons.join(' | '));
       assert.ok(dlq.got.every((m) => m.headers[DLQ_HEADER.error] === 'DECODE'));
+      const letter = dlq.got.find((m) => m.headers[HEADER.id] === 'binary');
+      assert.ok(letter && Buffer.from(letter.value).equals(binary), `dead letter bytes ${letter ? Buffer.from(letter.value).toString('hex') : 'missing'}`);
     });
 
     test('bus: a handler cut off by close is not acknowledged; the group gets the message again', ['redeliversUnsettled'], async (t) => {
