@@ -4,6 +4,7 @@ import { redisStream } from '@bus/redis-stream';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { replayDeadLetters } from '../src/dlq.js';
+import { busDone, CONFIG } from './helpers.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `bus-dlq-bin:${randomUUID().slice(0, 8)}:`;
@@ -72,5 +73,18 @@ describe('Redis dead letters are byte-exact', () => {
     const replayed = origin.find((e, i) => i >= 2 && e.get(HEADER.id)?.toString() === headers[HEADER.id]);
     expect(replayed?.get('_data')?.equals(BYTES), `replayed value ${replayed?.get('_data')?.toString('hex')}`).toBe(true);
     expect(replayed?.get('_key')?.toString()).toBe('k1');
+  }, 60_000);
+});
+
+describe('CLI output never shows a password', () => {
+  it('bus publish against a Redis URL with a password that cannot connect: the reason is printed, the password is not', async () => {
+    const secret = 'cli-s3cret-Pw';
+    // A closed loopback port of this test's range: the connect is refused.
+    const env = { BUS_TEST_TRANSPORT: 'redis', REDIS_URL: `redis://:${secret}@127.0.0.1:17209`, BUS_TEST_TOPIC: 'cli-secret' };
+    const publish = await busDone(['publish', 'cli-secret', 'job.created', '{"n":1}', '--config', CONFIG], env);
+    expect(publish.code).not.toBe(0);
+    const printed = `${publish.stdout}\n${publish.stderr}`;
+    expect(printed).toContain('127.0.0.1:17209');
+    expect(printed).not.toContain(secret);
   }, 60_000);
 });

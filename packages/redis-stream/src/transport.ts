@@ -1,5 +1,6 @@
 import {
   type BatchHandler,
+  BusError,
   ClosedError,
   createPool,
   type LagInfo,
@@ -7,6 +8,7 @@ import {
   type Metrics,
   noopMetrics,
   type Pool,
+  PoolTimeoutError,
   type PublishResult,
   type SubscribeOptions,
   type Subscription,
@@ -90,7 +92,13 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
 
   const withClient = async <R>(fn: (client: RedisClient) => Promise<R>): Promise<R> => {
     if (closing) throw new ClosedError(`transport "${o.name}"`);
-    return poolOf().use(fn, (error) => !isReplyError(error) && messageOf(error).includes('Connection is closed'));
+    try {
+      return await poolOf().use(fn, (error) => !isReplyError(error) && messageOf(error).includes('Connection is closed'));
+    } catch (error) {
+      // A pool timeout caused by a failing connect: report the connect error (host:port, reason).
+      if (PoolTimeoutError.isInstance(error) && BusError.isInstance(error.cause)) throw error.cause;
+      throw error;
+    }
   };
 
   const transport: RedisStreamTransport = {
