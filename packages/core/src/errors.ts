@@ -105,6 +105,8 @@ export interface PoolConnectState {
 export class PoolTimeoutError extends BusError {
   readonly pool: string;
   readonly timeoutMs: number;
+  /** Whether every resource of the pool was still being created (connecting) when the acquire timed out. */
+  readonly stillConnecting: boolean;
   constructor(pool: string, timeoutMs: number, stats: { size: number; borrowed: number; pending: number; max: number }, connect?: PoolConnectState) {
     const state = `(size ${stats.size}/${stats.max}, in use ${stats.borrowed}, waiting ${stats.pending})`;
     const failed = connect?.lastError;
@@ -112,8 +114,8 @@ export class PoolTimeoutError extends BusError {
       'POOL_TIMEOUT',
       failed !== undefined
         ? `[bus] pool "${pool}": no resource within ${timeoutMs} ms because connecting failed: ${redactUrl(failed instanceof Error ? failed.message || failed.name : String(failed))} ${state}`
-        : connect && connect.inProgress > 0 && stats.size <= connect.inProgress
-          ? `[bus] pool "${pool}": no resource within ${timeoutMs} ms, still connecting (${connect.inProgress} attempt(s) in progress) ${state}`
+        : stillConnecting(stats, connect)
+          ? `[bus] pool "${pool}": no resource within ${timeoutMs} ms, still connecting (${connect?.inProgress} attempt(s) in progress) ${state}`
           : `[bus] pool "${pool}" exhausted: no resource free within ${timeoutMs} ms ${state}`,
       failed === undefined ? {} : { cause: failed },
     );
@@ -121,7 +123,12 @@ export class PoolTimeoutError extends BusError {
     brand(this, PoolTimeoutError);
     this.pool = pool;
     this.timeoutMs = timeoutMs;
+    this.stillConnecting = failed === undefined && stillConnecting(stats, connect);
   }
+}
+
+function stillConnecting(stats: { size: number }, connect: PoolConnectState | undefined): boolean {
+  return connect !== undefined && connect.inProgress > 0 && stats.size <= connect.inProgress;
 }
 
 /** A record's bytes could not be turned into an envelope. Never retried: it goes to the dead letter. */

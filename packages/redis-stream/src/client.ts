@@ -56,6 +56,21 @@ export function targetOf(client: RedisClient): string {
   return describe(options);
 }
 
+/** `host:port` of the resolved options (URL, connection or Cluster nodes), without credentials. */
+export function targetOfOptions(o: ResolvedOptions): string {
+  if (o.cluster) return `Cluster ${o.cluster.nodes.map((n) => (typeof n === 'object' ? `${n.host ?? '127.0.0.1'}:${n.port ?? 6379}` : String(n))).join(',')}`;
+  if (o.createClient) return 'the createClient() client';
+  if (o.url) {
+    try {
+      const url = new URL(o.url);
+      return `${url.hostname || '127.0.0.1'}:${url.port || 6379}`;
+    } catch {
+      return 'the configured url';
+    }
+  }
+  return o.connection.path ?? `${o.connection.host ?? '127.0.0.1'}:${o.connection.port ?? 6379}`;
+}
+
 /**
  * Connects a lazy client within `timeoutMs` (the whole handshake: TCP, TLS, AUTH/HELLO and the ready
  * check; ioredis's own `connectTimeout` stops at the TCP connect). On failure the client is

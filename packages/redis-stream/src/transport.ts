@@ -2,6 +2,7 @@ import {
   type BatchHandler,
   BusError,
   ClosedError,
+  ConnectionError,
   createPool,
   type LagInfo,
   type Logger,
@@ -18,7 +19,7 @@ import {
   type TransportContext,
   type WireRecord,
 } from '@bus/core';
-import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, toBusError } from './client.js';
+import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, targetOfOptions, toBusError } from './client.js';
 import { type Command, num, parseFlat, pipeline } from './commands.js';
 import { type RedisClient, type RedisStreamOptions, resolveOptions } from './options.js';
 import { openSubscription } from './subscription.js';
@@ -97,6 +98,13 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     } catch (error) {
       // A pool timeout caused by a failing connect: report the connect error (host:port, reason).
       if (PoolTimeoutError.isInstance(error) && BusError.isInstance(error.cause)) throw error.cause;
+      if (PoolTimeoutError.isInstance(error) && error.stillConnecting) {
+        throw new ConnectionError(
+          `[bus/${o.name}] no connection to Redis at ${targetOfOptions(o)} within ${error.timeoutMs} ms (pool.acquireTimeoutMs): ` +
+            `the connect is still in progress (connectTimeoutMs ${o.connectTimeoutMs}); is a Redis server answering there?`,
+          { cause: error },
+        );
+      }
       throw error;
     }
   };

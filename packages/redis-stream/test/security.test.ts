@@ -107,6 +107,22 @@ describe('a port that accepts TCP and never answers', () => {
   });
 });
 
+describe('a port that accepts TCP and never answers, with the pool deadline shorter than the connect deadline', () => {
+  it('publish fails at the pool deadline with a ConnectionError naming host:port, not "pool exhausted"', async () => {
+    const silent = await silentServer(PORT.silent);
+    try {
+      const transport = make({ url: `redis://:${SECRET}@127.0.0.1:${PORT.silent}`, connectTimeoutMs: 5000, pool: { acquireTimeoutMs: 800 } });
+      const error = failure(await transport.publish('t', [record()]));
+      expect(ConnectionError.isInstance(error)).toBe(true);
+      expect(error.message).toContain(`127.0.0.1:${PORT.silent}`);
+      expect(error.message).toContain('still in progress');
+      expect(error.message).not.toContain('exhausted');
+    } finally {
+      await silent.close();
+    }
+  });
+});
+
 describe('requirepass', () => {
   it('the right password works', async () => {
     const t = make({ url: `redis://:${SECRET}@127.0.0.1:${PORT.password}` });
