@@ -121,6 +121,19 @@ describe('SASL/PLAIN', () => {
   }, 30_000);
 });
 
+describe('SASL/SCRAM', () => {
+  it.each(['scram-sha-256', 'scram-sha-512'] as const)('%s: the right credentials publish, a wrong password is an AuthError', async (mechanism) => {
+    const brokers = [`127.0.0.1:${PORT.sasl}`];
+    const [result] = await make({ brokers, sasl: { mechanism, username: USER, password: SECRET } }).publish(topic(), [record()]);
+    expect(result?.ok).toBe(true);
+    const error = failure(
+      await make({ brokers, sasl: { mechanism, username: USER, password: `not-${SECRET}` }, connectTimeoutMs: 60_000, publishTimeoutMs: 60_000 }).publish(topic(), [record()]),
+    );
+    expect(AuthError.isInstance(error)).toBe(true);
+    expect(error.message).toMatch(/SASL SCRAM SHA(256|512) authentication failed/i);
+  }, 30_000);
+});
+
 describe('SSL listener (a throwaway CA)', () => {
   it('trusting the CA works', async () => {
     const t = make({ brokers: [`127.0.0.1:${PORT.ssl}`], ssl: { ca: [pki.ca] } });

@@ -87,7 +87,8 @@ export function makePki(): TestPki {
 
 /**
  * One private broker (scripts/kafka.sh on the given ports, its own run directory) with a PLAINTEXT,
- * a SASL_PLAINTEXT (PLAIN, user `user` / `password`) and an SSL listener whose certificate `pki` made.
+ * a SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256 and -512; user `user` / `password`) and an SSL listener
+ * whose certificate `pki` made.
  */
 export async function startSecuredBroker(
   ports: { plain: number; controller: number; sasl: number; ssl: number },
@@ -105,6 +106,7 @@ export async function startSecuredBroker(
     BUS_KAFKA_CONTROLLER_PORT: String(ports.controller),
     BUS_KAFKA_SASL_PORT: String(ports.sasl),
     BUS_KAFKA_SASL_USERS: `${user}:${password}`,
+    BUS_KAFKA_SASL_SCRAM: '1',
     BUS_KAFKA_SSL_PORT: String(ports.ssl),
     BUS_KAFKA_SSL_KEYSTORE: keystore,
     BUS_KAFKA_HEAP_OPTS: '-Xmx384m -Xms128m',
