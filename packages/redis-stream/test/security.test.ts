@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { AuthError, BusError, ConfigError, ConnectionError, createBus, jsonCodec, noopMetrics, type PublishResult } from '@bus/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisStreamTransport, redisStream } from '../src/index.js';
-import { capturingLogger, makePki, silentServer, startRedisWith, stringify, type TestPki } from './helpers/security.js';
+import { capturingLogger, makePki, recordingObservers, silentServer, startRedisWith, stringify, type TestPki } from './helpers/security.js';
 
 // Own servers on the loopback ports 17201-17209 (requirepass, ACL, TLS, a silent port).
 const PORT = { silent: 17201, password: 17202, acl: 17203, tls: 17204 } as const;
@@ -231,7 +231,29 @@ describe('redaction', () => {
     }
   });
 
-  it('no error, cause or log line (debug level included) of this file holds a secret', () => {
+  it('metrics labels and span attributes of a bus on a password-protected Redis hold no secret', async () => {
+    const observers = recordingObservers();
+    type Events = { 'job.created': { n: number } };
+    const topic = `jobs-${randomUUID().slice(0, 6)}`;
+    const good = createBus<Events>({ transports: { redis: make({ url: `redis://:${SECRET}@127.0.0.1:${PORT.password}` }) }, logger, ...observers });
+    const handled: number[] = [];
+    good.module({ name: 'm', pollIntervalMs: 100, consumers: { c: { topics: [topic], events: ['job.created'] } }, handler: (ctx) => void handled.push(ctx.payload.n) });
+    await good.start();
+    await good.publish(topic, 'job.created', { n: 1 });
+    const deadline = Date.now() + 5000;
+    while (handled.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await good.close();
+    expect(handled).toEqual([1]);
+    const bad = createBus<Events>({ transports: { redis: make({ url: `redis://:wrong-${SECRET}@127.0.0.1:${PORT.password}` }) }, logger, ...observers });
+    const failed = await bad.publish(topic, 'job.created', { n: 2 }).catch((e: unknown) => e);
+    seen.push(stringify(failed));
+    await bad.close();
+    expect(observers.records.some((r) => r.startsWith('metrics.published'))).toBe(true);
+    expect(observers.records.some((r) => r.startsWith('span process'))).toBe(true);
+    seen.push(...observers.records);
+  });
+
+  it('no error, cause, log line (debug level included), metric label or span attribute of this file holds a secret', () => {
     expect(seen.length).toBeGreaterThan(8);
     expect(logger.lines.length).toBeGreaterThan(0);
     const all = `${seen.join('\n')}\n${logger.text()}`;

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Logger, LogFields } from '@bus/core';
+import type { Logger, LogFields, Metrics, Tracing } from '@bus/core';
 
 /** Everything logged, at every level, as text (errors with their causes), to grep for secrets. */
 export function capturingLogger(): Logger & { lines: string[]; text(): string } {
@@ -110,4 +110,25 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** Metrics and tracing that record every label set and span attribute they get, as text. */
+export function recordingObservers(): { metrics: Metrics; tracing: Tracing; records: string[] } {
+  const records: string[] = [];
+  const metrics = new Proxy({} as Metrics, {
+    get: (_target, name) => (...args: unknown[]) => {
+      records.push(`metrics.${String(name)} ${stringify(args)}`);
+    },
+  });
+  const tracing: Tracing = {
+    publish: (info, carriers, fn) => {
+      records.push(`span publish ${stringify({ info, carriers })}`);
+      return fn();
+    },
+    process: (info, fn) => {
+      records.push(`span process ${stringify(info)}`);
+      return fn();
+    },
+  };
+  return { metrics, tracing, records };
 }
