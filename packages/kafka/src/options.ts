@@ -124,8 +124,8 @@ export interface KafkaTransportOptions {
   /** Deadline of one request to a broker, in ms. @default 30000 */
   requestTimeoutMs?: number;
   /**
-   * Deadline of one `publish` request (acquiring a producer, connecting it, sending and the broker's
-   * acknowledgement, retries included), in ms. Past it the records fail with a retryable
+   * Deadline of one `publish` request (checking or creating the topic the first time, acquiring a
+   * producer, connecting it, sending and the broker's acknowledgement, retries included), in ms. Past it the records fail with a retryable
    * `TimeoutError` (code `TIMEOUT`) and the producer is replaced; a record may still have been
    * written (retrying it may duplicate it, as with any at-least-once publish).
    * @default 10000

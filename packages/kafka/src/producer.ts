@@ -109,23 +109,24 @@ export class Publisher {
 
   /**
    * Borrows a producer and runs `send` on it, all within `publishTimeoutMs`. Past it the call fails
-   * with a retryable `TimeoutError` (carrying what kafkajs reported meanwhile, if anything) and the
-   * producer is disconnected, which ends its retries. A pool timeout caused by a failing connect
-   * becomes that connect's error.
+   * with a retryable `TimeoutError` and the producer is disconnected, which ends its retries (a
+   * producer borrowed only after the deadline goes back to the pool unused). A pool timeout caused by
+   * a failing connect becomes that connect's error.
    */
   private async withinPublishTimeout<R>(topic: string, count: number, send: (pooled: PooledProducer) => Promise<R>): Promise<R> {
     const ms = this.options.publishTimeoutMs;
     let borrowed: PooledProducer | undefined;
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
+    const late = new TimeoutError('[bus/kafka] publish timed out before sending');
     const work = this.pool.use(
       async (pooled) => {
+        if (timedOut) throw late;
         borrowed = pooled;
-        if (timedOut) throw new TimeoutError('[bus/kafka] publish timed out before sending');
         return send(pooled);
       },
       // A producer that failed is replaced: its idempotence sequence or connections may be broken.
-      () => true,
+      (error) => error !== late,
     );
     work.catch(() => {});
     const deadline = new Promise<never>((_, reject) => {
