@@ -141,6 +141,9 @@ export function scrub<E>(error: E): E {
 /** A failed connect as a typed error naming the target; the original error is the `cause`. */
 export function connectError(error: unknown, transport: string, target: string): BusError {
   if (BusError.isInstance(error)) return error;
+  // A Cluster reports "Failed to refresh slots cache." and keeps the node's own reason here.
+  const nodeError = (error as { lastNodeError?: unknown } | undefined)?.lastNodeError;
+  if (nodeError instanceof Error) error = nodeError;
   scrub(error);
   const text = redactUrl(messageOf(error));
   const code = replyCode(error);
