@@ -28,6 +28,12 @@ JVM_OPTS="${BUS_KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
 START_TIMEOUT="${BUS_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${BUS_KAFKA_STOP_TIMEOUT:-30}"
 LOG_LEVEL="${BUS_KAFKA_LOG_LEVEL:-INFO}"
+# optional secured listeners (single node only); off unless their port is set
+SASL_PORT="${BUS_KAFKA_SASL_PORT:-}"
+SASL_USERS="${BUS_KAFKA_SASL_USERS:-bus:bus-secret}"
+SASL_SCRAM="${BUS_KAFKA_SASL_SCRAM:-}"
+SSL_PORT="${BUS_KAFKA_SSL_PORT:-}"
+SSL_KEYSTORE="${BUS_KAFKA_SSL_KEYSTORE:-}"
 
 usage() {
   cat <<EOF
@@ -73,6 +79,13 @@ Environment (defaults in brackets):
   BUS_KAFKA_NO_KCAT        set to 1 to check readiness with the Kafka CLI instead of kcat []
   BUS_KAFKA_MVN_OPTS       extra mvn arguments for fetch (e.g. -Dmaven.repo.local=DIR) []
   BUS_KAFKA_EXTRA_PROPS    extra server.properties lines ("k=v" separated by newlines or ';')
+  Secured listeners, single node only (the PLAINTEXT listener stays for the broker itself):
+  BUS_KAFKA_SASL_PORT      adds a SASL_PLAINTEXT listener with SASL/PLAIN []
+  BUS_KAFKA_SASL_USERS     its users, "name:password,..." [bus:bus-secret]
+  BUS_KAFKA_SASL_SCRAM     set to 1 to also offer SCRAM-SHA-256 and SCRAM-SHA-512 for these
+                           users (stored at format time) []
+  BUS_KAFKA_SSL_PORT       adds an SSL listener (needs BUS_KAFKA_SSL_KEYSTORE) []
+  BUS_KAFKA_SSL_KEYSTORE   PEM file holding the broker's unencrypted private key and certificate chain []
 EOF
 }
 
@@ -219,9 +232,9 @@ write_server_properties() { # $1 id, $2 N
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://$HOST:$(client_port "$id" "$n"),CONTROLLER://$HOST:$(controller_port "$id" "$n")
-advertised.listeners=PLAINTEXT://$HOST:$(client_port "$id" "$n")
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$HOST:$(client_port "$id" "$n"),CONTROLLER://$HOST:$(controller_port "$id" "$n")$(secured_listeners "$n")
+advertised.listeners=PLAINTEXT://$HOST:$(client_port "$id" "$n")$(secured_listeners "$n")
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
@@ -246,10 +259,59 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.check.interval.ms=60000
 EOF
+  secured_properties "$n" >>"$dir/server.properties"
   if [ -n "${BUS_KAFKA_EXTRA_PROPS:-}" ]; then
     printf '%s\n' "# BUS_KAFKA_EXTRA_PROPS" >>"$dir/server.properties"
     tr ';' '\n' <<<"$BUS_KAFKA_EXTRA_PROPS" | sed 's/^ *//' | grep -v '^$' >>"$dir/server.properties"
   fi
+}
+
+# ---------------------------------------------------------------- secured listeners (single node)
+secured_listeners() { # $1 N; ",SASL_PLAINTEXT://..,SSL://.." for the listeners/advertised lines
+  [ "$1" -le 1 ] || return 0
+  [ -n "$SASL_PORT" ] && printf ',SASL_PLAINTEXT://%s:%s' "$HOST" "$SASL_PORT"
+  [ -n "$SSL_PORT" ] && printf ',SSL://%s:%s' "$HOST" "$SSL_PORT"
+  return 0
+}
+
+secured_properties() { # $1 N
+  [ "$1" -le 1 ] || return 0
+  local plain="" pair pairs
+  if [ -n "$SASL_PORT" ]; then
+    IFS=',' read -ra pairs <<<"$SASL_USERS"
+    for pair in "${pairs[@]}"; do plain="$plain user_${pair%%:*}=\"${pair#*:}\""; done
+    cat <<EOF
+# SASL_PLAINTEXT listener (BUS_KAFKA_SASL_PORT): PLAIN, users from BUS_KAFKA_SASL_USERS
+sasl.enabled.mechanisms=PLAIN${SASL_SCRAM:+,SCRAM-SHA-256,SCRAM-SHA-512}
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain;
+EOF
+    if [ -n "$SASL_SCRAM" ]; then
+      cat <<EOF
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+    fi
+  fi
+  if [ -n "$SSL_PORT" ]; then
+    [ -f "$SSL_KEYSTORE" ] || die "BUS_KAFKA_SSL_PORT needs BUS_KAFKA_SSL_KEYSTORE (a PEM file with key and certificate chain)"
+    cat <<EOF
+# SSL listener (BUS_KAFKA_SSL_PORT)
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$SSL_KEYSTORE
+listener.name.ssl.ssl.client.auth=none
+EOF
+  fi
+}
+
+scram_args() { # --add-scram arguments (one per line) for the SASL users: KRaft stores them at format
+  [ -n "$SASL_PORT" ] && [ -n "$SASL_SCRAM" ] && [ "$(topology)" -le 1 ] || return 0
+  local pair pairs mechanism
+  IFS=',' read -ra pairs <<<"$SASL_USERS"
+  for pair in "${pairs[@]}"; do
+    for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+      printf '%s\n' --add-scram "$mechanism=[name=${pair%%:*},password=${pair#*:}]"
+    done
+  done
 }
 
 cluster_id() {
@@ -267,10 +329,11 @@ cluster_id() {
 }
 
 format_node() { # $1 id
-  local dir out
+  local dir out scram=()
   dir="$(node_dir "$1")"
+  mapfile -t scram < <(scram_args)
   if ! out="$(timeout 120 java -Xmx256m -cp "$LIBS_DIR/*" -Dlog4j2.configurationFile="$RUN_DIR/log4j2-tools.properties" \
-      kafka.tools.StorageTool format --ignore-formatted -t "$(cluster_id)" -c "$dir/server.properties" 2>&1)"; then
+      kafka.tools.StorageTool format --ignore-formatted -t "$(cluster_id)" -c "$dir/server.properties" "${scram[@]}" 2>&1)"; then
     echo "$out" >&2
     die "formatting storage of node $1 failed"
   fi

@@ -30,6 +30,12 @@ export const HEADER = {
 
 const RESERVED = new Set<string>(Object.values(HEADER));
 
+/**
+ * An RFC 3339 `date-time` (section 5.6): `YYYY-MM-DDTHH:MM:SS`, optional fraction, then `Z` or a
+ * `±HH:MM` offset (`T` and `Z` in either case). The day must exist in its month (see {@link parseRfc3339}).
+ */
+const RFC3339 = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
+
 export interface JsonCodecOptions {
   /** `ce_source` of produced messages, e.g. the application name. @default omitted */
   source?: string;
@@ -80,7 +86,8 @@ export function jsonCodec(options: JsonCodecOptions = {}): Codec {
       if (!id) throw new DecodeError(`[bus] missing header "${HEADER.id}" (message id)`);
       if (!event) throw new DecodeError(`[bus] message ${id}: missing header "${HEADER.type}" (event name)`);
       if (time !== lastParsedText && time !== undefined) {
-        lastParsed = Date.parse(time);
+        // Date.parse alone takes "0", "2024" or "1/2/2024": only an RFC 3339 date-time passes.
+        lastParsed = parseRfc3339(time);
         lastParsedText = time;
       }
       const publishedAt = time === undefined ? Number.NaN : lastParsed;
@@ -112,4 +119,15 @@ export function jsonCodec(options: JsonCodecOptions = {}): Codec {
       return record.headers[HEADER.type];
     },
   };
+}
+
+/** Milliseconds since the epoch of an RFC 3339 date-time, `NaN` for anything else (`2024-02-30…` too). */
+function parseRfc3339(text: string): number {
+  if (!RFC3339.test(text)) return Number.NaN;
+  const year = Number(text.slice(0, 4));
+  const month = Number(text.slice(5, 7));
+  const day = Number(text.slice(8, 10));
+  // Date.parse rolls 2024-02-30 over to March 1st: check the day exists.
+  if (new Date(Date.UTC(year, month - 1, day)).getUTCDate() !== day) return Number.NaN;
+  return Date.parse(text);
 }

@@ -90,21 +90,45 @@ export class ConnectionError extends BusError {
   }
 }
 
-/** No pooled resource became free within the acquire timeout. */
+/** What the pool knew about connecting when an acquire timed out. */
+export interface PoolConnectState {
+  /** The last error of creating a resource (connecting), when the last attempt failed. */
+  lastError?: unknown;
+  /** Creations (connects) running when the acquire timed out. */
+  inProgress: number;
+}
+
+/**
+ * No pooled resource became free within the acquire timeout. When connecting was what failed, the
+ * message says so (with the connect error's text) and `cause` is that error, instead of "exhausted".
+ */
 export class PoolTimeoutError extends BusError {
   readonly pool: string;
   readonly timeoutMs: number;
-  constructor(pool: string, timeoutMs: number, stats: { size: number; borrowed: number; pending: number; max: number }) {
+  /** Whether every resource of the pool was still being created (connecting) when the acquire timed out. */
+  readonly stillConnecting: boolean;
+  constructor(pool: string, timeoutMs: number, stats: { size: number; borrowed: number; pending: number; max: number }, connect?: PoolConnectState) {
+    const state = `(size ${stats.size}/${stats.max}, in use ${stats.borrowed}, waiting ${stats.pending})`;
+    const failed = connect?.lastError;
     super(
       'POOL_TIMEOUT',
-      `[bus] pool "${pool}" exhausted: no resource free within ${timeoutMs} ms ` +
-        `(size ${stats.size}/${stats.max}, in use ${stats.borrowed}, waiting ${stats.pending})`,
+      failed !== undefined
+        ? `[bus] pool "${pool}": no resource within ${timeoutMs} ms because connecting failed: ${redactUrl(failed instanceof Error ? failed.message || failed.name : String(failed))} ${state}`
+        : stillConnecting(stats, connect)
+          ? `[bus] pool "${pool}": no resource within ${timeoutMs} ms, still connecting (${connect?.inProgress} attempt(s) in progress) ${state}`
+          : `[bus] pool "${pool}" exhausted: no resource free within ${timeoutMs} ms ${state}`,
+      failed === undefined ? {} : { cause: failed },
     );
     this.name = 'PoolTimeoutError';
     brand(this, PoolTimeoutError);
     this.pool = pool;
     this.timeoutMs = timeoutMs;
+    this.stillConnecting = failed === undefined && stillConnecting(stats, connect);
   }
+}
+
+function stillConnecting(stats: { size: number }, connect: PoolConnectState | undefined): boolean {
+  return connect !== undefined && connect.inProgress > 0 && stats.size <= connect.inProgress;
 }
 
 /** A record's bytes could not be turned into an envelope. Never retried: it goes to the dead letter. */

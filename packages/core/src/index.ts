@@ -14,6 +14,7 @@ export {
   DecodeError,
   HandlerError,
   isRetryable,
+  type PoolConnectState,
   PoolTimeoutError,
   PublishError,
   TimeoutError,

@@ -1,6 +1,6 @@
 import { child, fail, opt } from './kit/schema.js';
 import * as genericPool from 'generic-pool';
-import { ClosedError, PoolTimeoutError } from './errors.js';
+import { ClosedError, isRetryable, PoolTimeoutError } from './errors.js';
 import type { PoolStats } from './metrics.js';
 
 /** Pool sizing and timing, in milliseconds. */
@@ -76,7 +76,10 @@ export const POOL_DEFAULTS = {
 /**
  * Creates a pool. Lazy: no resource is created before the first `acquire`.
  * Pool exhaustion surfaces as a {@link PoolTimeoutError} after `acquireTimeoutMs`, carrying the last
- * error of `factory.create` as its `cause` when connecting was what failed.
+ * error of `factory.create` as its `cause` (and its text in the message) when connecting was what
+ * failed. A create that fails with a non-retryable error (`isRetryable` false: refused credentials, a
+ * certificate the client does not trust) fails every waiting `acquire` at once with that error:
+ * waiting longer cannot help.
  */
 export function createPool<T>(
   name: string,
@@ -87,20 +90,25 @@ export function createPool<T>(
 ): Pool<T> {
   const o = { ...POOL_DEFAULTS, ...stripUndefined(options) };
   let lastCreateError: unknown;
+  let creating = 0;
   let closing: Promise<void> | undefined;
   const gp = genericPool.createPool<T>(
     {
       create: async () => {
+        creating++;
         try {
           const resource = await factory.create();
           lastCreateError = undefined;
           return resource;
         } catch (error) {
           lastCreateError = error;
+          if (!isRetryable(error)) failWaiting(error);
           // generic-pool retries a failed create at once for every waiting request: without a pause
           // that is a busy loop that starves the event loop (and the acquire timeout's own timer).
           await new Promise((resolve) => setTimeout(resolve, o.createRetryDelayMs));
           throw error;
+        } finally {
+          creating--;
         }
       },
       destroy: (resource) => factory.destroy(resource),
@@ -121,6 +129,16 @@ export function createPool<T>(
     lastCreateError = error;
   });
   gp.on('factoryDestroyError', () => {});
+
+  /**
+   * Rejects every waiting acquire with `error`. generic-pool (3.x) has no public way to do this, and
+   * would otherwise retry the create for each waiting request until its acquire timeout.
+   */
+  const failWaiting = (error: unknown) => {
+    const queue = (gp as unknown as { _waitingClientsQueue?: { length: number; dequeue(): { reject(e: unknown): void } | undefined } })._waitingClientsQueue;
+    if (!queue || typeof queue.dequeue !== 'function') return;
+    for (let request = queue.dequeue(); request; request = queue.dequeue()) request.reject(error);
+  };
 
   const stats = (): PoolStats => ({
     size: gp.size,
@@ -152,9 +170,7 @@ export function createPool<T>(
       if (error instanceof Error && error.name === 'TimeoutError') {
         // The timed-out request has already left the queue; count it among the waiting.
         const now = stats();
-        const timeout = new PoolTimeoutError(name, o.acquireTimeoutMs, { ...now, pending: now.pending + 1 });
-        if (lastCreateError !== undefined) Object.defineProperty(timeout, 'cause', { value: lastCreateError });
-        throw timeout;
+        throw new PoolTimeoutError(name, o.acquireTimeoutMs, { ...now, pending: now.pending + 1 }, { lastError: lastCreateError, inProgress: creating });
       }
       throw error;
     }

@@ -29,6 +29,13 @@ describe('jsonCodec', () => {
       [{}, '1', /missing header "ce_id"/],
       [{ ...good.headers, [HEADER.type]: '' }, '1', /missing header "ce_type"/],
       [{ ...good.headers, [HEADER.time]: 'yesterday' }, '1', /"ce_time" is not an RFC 3339 time/],
+      // Date.parse takes these; RFC 3339 does not.
+      [{ ...good.headers, [HEADER.time]: '0' }, '1', /"ce_time" is not an RFC 3339 time: "0"/],
+      [{ ...good.headers, [HEADER.time]: '2024' }, '1', /"ce_time" is not an RFC 3339 time: "2024"/],
+      [{ ...good.headers, [HEADER.time]: '1/2/2024' }, '1', /"ce_time" is not an RFC 3339 time/],
+      [{ ...good.headers, [HEADER.time]: '2024-01-02' }, '1', /"ce_time" is not an RFC 3339 time/],
+      [{ ...good.headers, [HEADER.time]: '2024-01-02T10:00:00' }, '1', /"ce_time" is not an RFC 3339 time/],
+      [{ ...good.headers, [HEADER.time]: '2024-02-30T10:00:00Z' }, '1', /"ce_time" is not an RFC 3339 time/],
       [{ ...good.headers, [HEADER.contentType]: 'text/plain' }, '1', /content-type "text\/plain"/],
       [good.headers, '{"broken', /payload is not valid JSON/],
     ];
@@ -43,6 +50,18 @@ describe('jsonCodec', () => {
       expect(BusError.isInstance(thrown) && thrown.code).toBe('DECODE');
       expect(BusError.isInstance(thrown) && thrown.retryable).toBe(false);
       expect((thrown as Error).message).toMatch(message);
+    }
+  });
+
+  it('accepts every RFC 3339 date-time form: fraction, offset, lower-case t/z', () => {
+    const good = codec.encode({ id: 'x', event: 'e', payload: 1, publishedAt: 0, headers: {} });
+    for (const [time, ms] of [
+      ['2024-01-02T10:00:00Z', Date.UTC(2024, 0, 2, 10)],
+      ['2024-01-02t10:00:00.5z', Date.UTC(2024, 0, 2, 10, 0, 0, 500)],
+      ['2024-01-02T12:00:00+02:00', Date.UTC(2024, 0, 2, 10)],
+      ['2024-01-02T10:00:00.123456-00:30', Date.UTC(2024, 0, 2, 10, 30, 0, 123)],
+    ] as const) {
+      expect(codec.decode({ headers: { ...good.headers, [HEADER.time]: time }, value: '1' }).publishedAt).toBe(ms);
     }
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BusError, createPool, PoolTimeoutError } from '../src/index.js';
+import { AuthError, BusError, createPool, PoolTimeoutError } from '../src/index.js';
 
 describe('createPool', () => {
   it('is lazy, bounded by max, and reports its size', async () => {
@@ -38,6 +38,39 @@ describe('createPool', () => {
     expect(error).toBeInstanceOf(PoolTimeoutError);
     expect((error.cause as Error).message).toBe('ECONNREFUSED 127.0.0.1:1');
     await pool.close();
+  });
+
+  it('a pool timeout caused by a failing connect says so and carries its text, not "exhausted"', async () => {
+    const pool = createPool('broken', { create: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')), destroy: async () => {} }, { max: 1, acquireTimeoutMs: 50, createRetryDelayMs: 5 });
+    const error = (await pool.acquire().catch((e: unknown) => e)) as PoolTimeoutError;
+    expect(error).toBeInstanceOf(PoolTimeoutError);
+    expect(error.message).toContain('connecting failed: connect ECONNREFUSED 127.0.0.1:1');
+    expect(error.message).not.toContain('exhausted');
+    await pool.close();
+  });
+
+  it('a non-retryable connect error (refused credentials) fails every waiting acquire at once', async () => {
+    let creates = 0;
+    const refused = new AuthError('[bus/test] WRONGPASS');
+    const pool = createPool(
+      'auth',
+      {
+        create: async () => {
+          creates++;
+          throw refused;
+        },
+        destroy: async () => {},
+      },
+      // A minute: only failing fast lets the test end within its timeout.
+      { max: 2, acquireTimeoutMs: 60_000, createRetryDelayMs: 5 },
+    );
+    const errors = await Promise.all([pool.acquire().catch((e: unknown) => e), pool.acquire().catch((e: unknown) => e)]);
+    expect(errors).toEqual([refused, refused]);
+    const before = creates;
+    await new Promise((r) => setTimeout(r, 50));
+    // Nobody waits any more: no create keeps retrying in the background.
+    expect(creates).toBe(before);
+    await pool.close(100);
   });
 
   it('validation replaces a broken resource on borrow', async () => {

@@ -1,6 +1,6 @@
 import { ClosedError, ConfigError, type LagInfo } from '@bus/core';
 import type { Admin, Kafka } from 'kafkajs';
-import { isConnectionError, toBusError } from './client.js';
+import { connectWithin, isConnectionError, toBusError } from './client.js';
 import type { ResolvedOptions } from './options.js';
 
 /** Errors of a topic creation that the brokers' metadata has not caught up with yet. */
@@ -34,10 +34,9 @@ export class AdminClient {
     this.admin ??= (async () => {
       const admin = this.client().admin({ retry: { retries: this.options.retry.retries } });
       try {
-        await admin.connect();
+        await connectWithin(admin, this.options, 'could not connect the admin client');
       } catch (error) {
         this.admin = undefined;
-        await admin.disconnect().catch(() => {});
         throw error;
       }
       if (this.closed) {

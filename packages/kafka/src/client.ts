@@ -1,4 +1,4 @@
-import { BusError, ConnectionError, type Logger, PublishError } from '@bus/core';
+import { AuthError, BusError, ConnectionError, type Logger, PublishError, redact, redactUrl } from '@bus/core';
 import { Kafka, type KafkaConfig, type LogEntry, logLevel } from 'kafkajs';
 import type { ResolvedOptions } from './options.js';
 
@@ -39,8 +39,9 @@ export function createClient(options: ResolvedOptions, logger: () => Logger, cli
     logLevel: LEVEL[options.logLevel],
     logCreator: () => (entry: LogEntry) => {
       const { message, timestamp: _timestamp, logger: _logger, ...fields } = entry.log;
-      const line = `kafkajs: ${message}`;
-      const data = { namespace: entry.namespace, ...fields };
+      const line = `kafkajs: ${redactUrl(message)}`;
+      // Masks secret-looking fields (sasl, password, key…) should kafkajs ever log them.
+      const data = { namespace: entry.namespace, ...(redact(fields) as Record<string, unknown>) };
       const log = logger();
       switch (entry.level) {
         case logLevel.ERROR:
@@ -118,17 +119,80 @@ export function rootMessage(error: unknown): string {
   return messages.join(': ') || String(error);
 }
 
+/** Whether `error` (or one of its causes) is a refused SASL authentication. */
+export function isAuthError(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e.name === 'KafkaJSSASLAuthenticationError' || /SASL .*authentication failed|SaslAuthenticate|Authentication failed/i.test(e.message)) return true;
+    const inner = aggregated(e);
+    if (inner?.some(isAuthError)) return true;
+  }
+  return false;
+}
+
+/** The certificate check that failed (Node's `tls` error code), down the cause chain. */
+export function tlsFailure(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = String((e as { code?: unknown }).code ?? '');
+    if (/^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/.test(code)) return `${e.message} (${code})`;
+    if (/certificate|SSL routines|wrong version number/i.test(e.message)) return e.message;
+  }
+  return undefined;
+}
+
 /**
- * A kafkajs (or other) error as the bus's typed error: BusErrors pass, broker unreachable →
- * `ConnectionError`, anything else → the `fallback` kind (`PublishError` for a publish, a `CONFIG`
- * BusError for a refused topic creation, `ConnectionError` for a member that could not start).
+ * A kafkajs (or other) error as the bus's typed error: BusErrors pass, refused SASL credentials →
+ * `AuthError`, a failed certificate check → `ConnectionError` (not retryable) with the TLS reason,
+ * broker unreachable → `ConnectionError`, anything else → the `fallback` kind (`PublishError` for a
+ * publish, a `CONFIG` BusError for a refused topic creation, `ConnectionError` for a member that
+ * could not start).
  */
 export function toBusError(error: unknown, what: string, fallback: 'publish' | 'config' | 'connection' = 'publish'): BusError {
   if (BusError.isInstance(error)) return error;
-  const message = `[bus/kafka] ${what}: ${rootMessage(error)}`;
+  const message = `[bus/kafka] ${what}: ${redactUrl(rootMessage(error))}`;
+  if (isAuthError(error)) return new AuthError(`${message} (check sasl: mechanism, username, password)`, { cause: error });
+  const tls = tlsFailure(error);
+  if (tls !== undefined) return new ConnectionError(`${message} — TLS handshake failed: ${tls} (check ssl: ca, servername)`, { cause: error, retryable: false });
   if (isConnectionError(error)) return new ConnectionError(message, { cause: error });
   const retryable = isRetriable(error);
   if (fallback === 'config') return new BusError('CONFIG', message, { cause: error, retryable });
   if (fallback === 'connection') return new ConnectionError(message, { cause: error, retryable });
   return new PublishError(message, { cause: error, retryable });
+}
+
+/**
+ * Connects a kafkajs client (producer, admin, consumer) within `timeoutMs`: kafkajs's own
+ * `connectionTimeout` ends at the TCP connect, and a broker that accepts and never answers would
+ * hold `connect()` for `requestTimeout` × retries. Past the deadline the client is disconnected
+ * (ending its retries) and a `ConnectionError` names the brokers and what was tried; a failure
+ * before it is typed by {@link toBusError} (`AuthError` for SASL, TLS reasons, `ConnectionError`).
+ */
+export async function connectWithin(
+  client: { connect(): Promise<void>; disconnect(): Promise<void> },
+  options: Pick<ResolvedOptions, 'brokers' | 'connectTimeoutMs' | 'sasl' | 'ssl'>,
+  what: string,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const connecting = client.connect();
+  connecting.catch(() => {});
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), options.connectTimeoutMs);
+  });
+  try {
+    const outcome = await Promise.race([connecting, deadline]);
+    if (outcome !== 'timeout') return;
+  } catch (error) {
+    await client.disconnect().catch(() => {});
+    throw toBusError(error, `${what} to ${options.brokers.join(',')}`, 'connection');
+  } finally {
+    clearTimeout(timer);
+  }
+  // Not awaited: kafkajs's disconnect waits for the connect it interrupts.
+  void client.disconnect().catch(() => {});
+  const steps = ['TCP connect', options.ssl ? 'TLS handshake' : '', 'ApiVersions', options.sasl ? `SASL ${options.sasl.mechanism}` : '', 'Metadata']
+    .filter(Boolean)
+    .join(', ');
+  throw new ConnectionError(
+    `[bus/kafka] ${what} to ${options.brokers.join(',')}: no connection within ${options.connectTimeoutMs} ms (connectTimeoutMs; tried ${steps}) — ` +
+      'is a Kafka broker listening there, with this security protocol?',
+  );
 }

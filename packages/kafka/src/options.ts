@@ -126,8 +126,23 @@ export interface KafkaTransportOptions {
   sasl?: SASLOptions;
   /** TCP (and TLS) connect timeout per broker connection, in ms. @default 3000 */
   connectionTimeoutMs?: number;
+  /**
+   * Deadline of a whole connect of a producer, the admin client or a member, in ms: TCP, TLS, SASL
+   * and the first requests, retries included. A broker that accepts connections and never answers
+   * (a wrong port, a half-dead proxy) fails `start()`/`publish()` with a `ConnectionError` after it.
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
   /** Deadline of one request to a broker, in ms. @default 30000 */
   requestTimeoutMs?: number;
+  /**
+   * Deadline of one `publish` request (checking or creating the topic the first time, acquiring a
+   * producer, connecting it, sending and the broker's acknowledgement, retries included), in ms. Past it the records fail with a retryable
+   * `TimeoutError` (code `TIMEOUT`) and the producer is replaced; a record may still have been
+   * written (retrying it may duplicate it, as with any at-least-once publish).
+   * @default 10000
+   */
+  publishTimeoutMs?: number;
   /** Retries of failed requests. @default { retries: 5, initialRetryTimeMs: 300, maxRetryTimeMs: 30000 } */
   retry?: KafkaRetryOptions;
   /** Lowest kafkajs log level passed to the bus logger. @default 'info' */
@@ -157,7 +172,10 @@ const brokerList = opt.custom<string[]>((v, at) => {
     brokers = opt.array(opt.string()).parse(v, at);
   }
   brokers.forEach((broker, i) => {
-    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(broker)) fail(child(at, i), 'must be host:port', broker);
+    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(broker)) {
+      // `user:password@host:port` is no broker address; never echo what precedes the @.
+      fail(child(at, i), 'must be host:port', broker.replace(/^.*@/, '***@'));
+    }
   });
   return brokers;
 });
@@ -199,7 +217,9 @@ export const kafkaSchema = opt.object({
     })
     .optional(),
   connectionTimeoutMs: opt.int(1, HOUR).default(3000),
+  connectTimeoutMs: opt.int(1, HOUR).default(10_000),
   requestTimeoutMs: opt.int(1, HOUR).default(30_000),
+  publishTimeoutMs: opt.int(1, HOUR).default(10_000),
   retry: opt
     .object({
       retries: opt.int(0, 1000).default(5),

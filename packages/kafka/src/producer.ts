@@ -1,6 +1,6 @@
-import { BusError, createPool, type Pool, type PoolStats, type PublishResult, type WireRecord } from '@bus/core';
+import { BusError, createPool, type Pool, type PoolStats, PoolTimeoutError, type PublishResult, TimeoutError, type WireRecord } from '@bus/core';
 import { CompressionTypes, type Kafka, type Message, type PartitionerArgs, Partitioners, type Producer } from 'kafkajs';
-import { toBusError } from './client.js';
+import { connectWithin, toBusError } from './client.js';
 import type { ResolvedOptions } from './options.js';
 import { recordSize, toKafkaMessage } from './wire.js';
 
@@ -47,12 +47,7 @@ export class Publisher {
             // One request in flight per broker keeps the order of retried requests even without idempotence.
             maxInFlightRequests: 1,
           });
-          try {
-            await producer.connect();
-          } catch (error) {
-            await producer.disconnect().catch(() => {});
-            throw toBusError(error, 'could not connect a producer');
-          }
+          await connectWithin(producer, options, 'could not connect a producer');
           const pooled: PooledProducer = { producer, disconnected: false };
           producer.on(producer.events.DISCONNECT, () => {
             pooled.disconnected = true;
@@ -81,17 +76,14 @@ export class Publisher {
       }
       const messages = records.slice(start, end).map(toKafkaMessage);
       try {
-        const metadata = await this.pool.use(
-          ({ producer }) =>
-            producer.send({
-              topic,
-              messages,
-              acks: this.options.producer.acks,
-              timeout: this.options.producer.ackTimeoutMs,
-              compression: this.options.producer.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
-            }),
-          // A producer that failed is replaced: its idempotence sequence or connections may be broken.
-          () => true,
+        const metadata = await this.withinPublishTimeout(topic, end - start, (pooled) =>
+          pooled.producer.send({
+            topic,
+            messages,
+            acks: this.options.producer.acks,
+            timeout: this.options.producer.ackTimeoutMs,
+            compression: this.options.producer.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
+          }),
         );
         const byPartition = new Map(metadata.map((m) => [m.partition, m]));
         const next = new Map<number, bigint>();
@@ -108,14 +100,58 @@ export class Publisher {
           results[start + j] = { ok: true, id: `${partition}:${offset}` };
         });
       } catch (error) {
-        // The pool timed out because no producer could connect: say so, rather than "pool exhausted".
-        const cause = (error as { cause?: unknown } | undefined)?.cause;
-        const reason = BusError.isInstance(error) && error.code === 'POOL_TIMEOUT' && BusError.isInstance(cause) && cause.code === 'CONNECTION' ? cause : error;
-        failure = toBusError(reason, `could not publish ${end - start} message(s) to "${topic}"`);
+        failure = toBusError(error, `could not publish ${end - start} message(s) to "${topic}"`);
         for (let i = start; i < end; i++) results[i] = { ok: false, error: failure };
       }
     }
     return results;
+  }
+
+  /**
+   * Borrows a producer and runs `send` on it, all within `publishTimeoutMs`. Past it the call fails
+   * with a retryable `TimeoutError` and the producer is disconnected, which ends its retries (a
+   * producer borrowed only after the deadline goes back to the pool unused). A pool timeout caused by
+   * a failing connect becomes that connect's error.
+   */
+  private async withinPublishTimeout<R>(topic: string, count: number, send: (pooled: PooledProducer) => Promise<R>): Promise<R> {
+    const ms = this.options.publishTimeoutMs;
+    let borrowed: PooledProducer | undefined;
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new TimeoutError('[bus/kafka] publish timed out before sending');
+    const work = this.pool.use(
+      async (pooled) => {
+        if (timedOut) throw late;
+        borrowed = pooled;
+        return send(pooled);
+      },
+      // A producer that failed is replaced: its idempotence sequence or connections may be broken.
+      (error) => error !== late,
+    );
+    work.catch(() => {});
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        // Ends kafkajs's retries of this send; the pool replaces the producer when `use` fails.
+        if (borrowed) void borrowed.producer.disconnect().catch(() => {});
+        reject(
+          new TimeoutError(
+            `[bus/kafka] publish of ${count} message(s) to "${topic}" was not acknowledged within ${ms} ms (publishTimeoutMs); ` +
+              `the brokers (${this.options.brokers.join(',')}) may be down or overloaded. Retrying may write a message twice.`,
+          ),
+        );
+      }, ms);
+    });
+    try {
+      return await Promise.race([work, deadline]);
+    } catch (error) {
+      const cause = (error as { cause?: unknown } | undefined)?.cause;
+      // The pool timed out because no producer could connect: report the connect error.
+      if (PoolTimeoutError.isInstance(error) && BusError.isInstance(cause)) throw cause;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** [start, end) ranges of `records`, each at most `maxRequestBytes` (or one record). */

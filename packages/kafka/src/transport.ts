@@ -9,6 +9,7 @@ import {
   type SubscribeOptions,
   type Subscription,
   silentLogger,
+  TimeoutError,
   type Transport,
   type TransportCapabilities,
   type TransportContext,
@@ -96,7 +97,9 @@ export function kafka(options: KafkaTransportOptions): KafkaTransport {
       }
       if (records.length === 0) return [];
       try {
-        await admin.ensureTopics([topic]);
+        await withinDeadline(admin.ensureTopics([topic]), o.publishTimeoutMs, () => {
+          return new TimeoutError(`[bus/kafka] publish to "${topic}": the topic could not be checked or created within ${o.publishTimeoutMs} ms (publishTimeoutMs)`);
+        });
       } catch (error) {
         const failure = toBusError(error, `could not publish to "${topic}"`);
         return records.map(() => ({ ok: false, error: failure }));
@@ -140,4 +143,14 @@ export function kafka(options: KafkaTransportOptions): KafkaTransport {
       return this.close();
     },
   };
+}
+
+/** `promise`, or a rejection with `onTimeout()` after `ms` (the promise's own outcome is then ignored). */
+function withinDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  promise.catch(() => {});
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

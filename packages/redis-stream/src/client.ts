@@ -1,4 +1,4 @@
-import { BusError, ConnectionError, PublishError } from '@bus/core';
+import { AuthError, BusError, ConnectionError, PoolTimeoutError, PublishError, redactUrl } from '@bus/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { ConnectionRole, RedisClient, ResolvedOptions } from './options.js';
 
@@ -40,19 +40,124 @@ export function makeClient(o: ResolvedOptions, role: ConnectionRole): RedisClien
   return o.url ? new Redis(o.url, options) : new Redis(options);
 }
 
-/** Connects a lazy client; on failure disconnects it (stopping ioredis's reconnect attempts) and throws. */
-export async function connect(client: RedisClient, transport: string): Promise<RedisClient> {
-  client.on('error', () => {
-    // ioredis reports connection errors as events too; the commands that fail carry them.
+/** The last `error` event of each client: ioredis rejects `connect()` with "Connection is closed." and reports the reason (WRONGPASS, a certificate error…) only as an event. */
+const lastErrors = new WeakMap<RedisClient, Error>();
+
+/** `host:port` (or the socket path, or the Cluster's startup nodes) a client connects to; never credentials. */
+export function targetOf(client: RedisClient): string {
+  const describe = (o: { host?: string; port?: number; path?: string } | undefined) =>
+    o?.path ? o.path : `${o?.host ?? '127.0.0.1'}:${o?.port ?? 6379}`;
+  if (isCluster(client)) {
+    const nodes = (client as unknown as { startupNodes?: unknown[] }).startupNodes ?? [];
+    const list = nodes.map((n) => (typeof n === 'object' && n !== null ? describe(n as { host?: string; port?: number }) : String(n)));
+    return list.length > 0 ? `Cluster ${list.join(',')}` : 'Cluster';
+  }
+  const options = (client as { options?: { host?: string; port?: number; path?: string } }).options;
+  return describe(options);
+}
+
+/** `host:port` of the resolved options (URL, connection or Cluster nodes), without credentials. */
+export function targetOfOptions(o: ResolvedOptions): string {
+  if (o.cluster) return `Cluster ${o.cluster.nodes.map((n) => (typeof n === 'object' ? `${n.host ?? '127.0.0.1'}:${n.port ?? 6379}` : String(n))).join(',')}`;
+  if (o.createClient) return 'the createClient() client';
+  if (o.url) {
+    try {
+      const url = new URL(o.url);
+      return `${url.hostname || '127.0.0.1'}:${url.port || 6379}`;
+    } catch {
+      return 'the configured url';
+    }
+  }
+  return o.connection.path ?? `${o.connection.host ?? '127.0.0.1'}:${o.connection.port ?? 6379}`;
+}
+
+/**
+ * Connects a lazy client within `timeoutMs` (the whole handshake: TCP, TLS, AUTH/HELLO and the ready
+ * check; ioredis's own `connectTimeout` stops at the TCP connect). On failure the client is
+ * disconnected (stopping ioredis's reconnect attempts) and the reason is thrown as a typed error:
+ * `AuthError` (WRONGPASS, NOAUTH, NOPERM), `ConnectionError` (refused, TLS, silent server…).
+ */
+export async function connect(client: RedisClient, transport: string, timeoutMs: number): Promise<RedisClient> {
+  client.on('error', (error: Error) => {
+    // Commands that fail carry the error too; the last one is kept for a failing connect().
+    lastErrors.set(client, scrub(error));
   });
   if (client.status !== 'wait') return client;
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(new Error('deadline'));
+    }, timeoutMs);
+  });
+  const connecting = client.connect();
+  connecting.catch(() => {});
   try {
-    await client.connect();
+    await Promise.race([connecting, deadline]);
+    lastErrors.delete(client);
     return client;
   } catch (error) {
+    // Read before disconnect(): that changes the status to 'end'.
+    const stage: string = client.status;
     client.disconnect();
-    throw new ConnectionError(`[bus/${transport}] could not connect to Redis: ${messageOf(error)}`, { cause: error });
+    const target = targetOf(client);
+    if (timedOut) {
+      const what =
+        stage === 'connecting'
+          ? 'the TCP/TLS connection was not established'
+          : 'the TCP connection was established, but the server never answered the handshake (AUTH/HELLO, then INFO) — is a Redis server listening there?';
+      throw new ConnectionError(`[bus/${transport}] could not connect to Redis at ${target} within ${timeoutMs} ms (connectTimeoutMs): ${what}`);
+    }
+    throw connectError(lastErrors.get(client) ?? error, transport, target);
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+const AUTH_CODES = new Set(['WRONGPASS', 'NOAUTH', 'NOPERM']);
+
+/** Node's codes of certificate checks (tls.connect `error.code`). */
+function isTlsError(error: Error): boolean {
+  const code = String((error as { code?: unknown }).code ?? '');
+  return (
+    /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/.test(code) ||
+    /certificate|SSL routines|TLS/i.test(error.message)
+  );
+}
+
+/** Commands whose arguments hold credentials; ioredis keeps the failed command on its ReplyError. */
+const SECRET_COMMANDS = /^(auth|hello|acl|migrate|config)$/i;
+
+/** Masks the arguments of a credential-bearing command that ioredis attached to its error (in place). */
+export function scrub<E>(error: E): E {
+  const command = (error as { command?: { name?: unknown; args?: unknown } } | undefined)?.command;
+  if (command && typeof command === 'object' && SECRET_COMMANDS.test(String(command.name)) && Array.isArray(command.args)) {
+    command.args = command.args.map(() => '***');
+  }
+  return error;
+}
+
+/** A failed connect as a typed error naming the target; the original error is the `cause`. */
+export function connectError(error: unknown, transport: string, target: string): BusError {
+  if (BusError.isInstance(error)) return error;
+  // A Cluster reports "Failed to refresh slots cache." and keeps the node's own reason here.
+  const nodeError = (error as { lastNodeError?: unknown } | undefined)?.lastNodeError;
+  if (nodeError instanceof Error) error = nodeError;
+  scrub(error);
+  const text = redactUrl(messageOf(error));
+  const code = replyCode(error);
+  if (code !== undefined && AUTH_CODES.has(code)) {
+    return new AuthError(`[bus/${transport}] Redis at ${target} refused the connection's credentials: ${text} (check the password/username of url or connection)`, { cause: error });
+  }
+  if (error instanceof Error && isTlsError(error)) {
+    const tlsCode = (error as { code?: unknown }).code;
+    return new ConnectionError(`[bus/${transport}] TLS handshake with Redis at ${target} failed: ${text}${tlsCode ? ` (${String(tlsCode)})` : ''} (check connection.tls: ca, servername, certificates)`, {
+      cause: error,
+      retryable: false,
+    });
+  }
+  return new ConnectionError(`[bus/${transport}] could not connect to Redis at ${target}: ${text}`, { cause: error });
 }
 
 /** Closes a client at once; pending commands fail with "Connection is closed". Never throws. */
@@ -77,12 +182,19 @@ export function replyCode(error: unknown): string | undefined {
   return isReplyError(error) ? (error as Error).message.split(' ', 1)[0] : undefined;
 }
 
-/** A Redis failure as a bus error: a reply error is a `PublishError`, anything else a `ConnectionError`. */
+/**
+ * A Redis failure as a bus error: an ACL/auth refusal (NOPERM, NOAUTH, WRONGPASS) is an `AuthError`,
+ * another reply error a `PublishError`, anything else a `ConnectionError`. A pool timeout caused by a
+ * failing connect becomes that connect's error.
+ */
 export function toBusError(error: unknown, transport: string, what: string): BusError {
+  if (PoolTimeoutError.isInstance(error) && BusError.isInstance(error.cause)) return error.cause;
   if (BusError.isInstance(error)) return error;
-  const message = `[bus/${transport}] ${what}: ${messageOf(error)}`;
+  scrub(error);
+  const message = `[bus/${transport}] ${what}: ${redactUrl(messageOf(error))}`;
   if (isReplyError(error)) {
     const code = replyCode(error);
+    if (code !== undefined && AUTH_CODES.has(code)) return new AuthError(message, { cause: error });
     // OOM, LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN pass; the rest (WRONGTYPE, ERR…) will not.
     const retryable = code !== undefined && ['OOM', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MASTERDOWN', 'READONLY'].includes(code);
     return new PublishError(message, { cause: error, retryable });

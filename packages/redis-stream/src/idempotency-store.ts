@@ -15,6 +15,8 @@ export interface RedisIdempotencyStoreOptions {
   connection?: RedisOptions;
   /** Prefix of every record key. @default 'bus:idem:' */
   keyPrefix?: string;
+  /** Deadline of the store's connect (TCP, TLS, AUTH, ready check), in ms. @default 10000 */
+  connectTimeoutMs?: number;
 }
 
 /** The value of a *done* record; a lease holds its owner's token (a UUID) instead. */
@@ -57,7 +59,7 @@ export function redisIdempotencyStore(options: RedisIdempotencyStoreOptions): Id
       client = options.cluster
         ? new Cluster(options.cluster.nodes, { ...options.cluster.options, lazyConnect: true, redisOptions: { ...base, ...options.cluster.options?.redisOptions } })
         : new Redis(options.url as string, { ...base, ...options.connection, lazyConnect: true });
-      return connect(client, 'redis');
+      return connect(client, 'redis', options.connectTimeoutMs ?? 10_000);
     })();
     return connecting;
   };

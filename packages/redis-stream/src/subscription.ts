@@ -3,6 +3,7 @@ import { BatchSettlement, type DeliveredRecord, type SettledBatch } from '@bus/c
 import { connect, destroy, isReplyError, keySlot, messageOf, replyCode, toBusError, withTimeout } from './client.js';
 import { type Command, num, parseEntries, parseRead, pipeline, type RawEntry } from './commands.js';
 import type { RedisClient, ResolvedOptions } from './options.js';
+import { restoreBinaryValues } from './exact.js';
 import { fromFields } from './wire.js';
 
 /** What a subscription needs from its transport. */
@@ -136,7 +137,7 @@ class StreamSubscription implements Subscription {
       const client = this.ctx.newReaderClient();
       reader.client = client;
       try {
-        await connect(client, this.o.name);
+        await connect(client, this.o.name, this.o.connectTimeoutMs);
       } catch (error) {
         if (reader.client === client) reader.client = undefined;
         throw error;
@@ -326,6 +327,10 @@ class StreamSubscription implements Subscription {
 
   /** Hands the entries to the handler in batches of at most batchSize, one handler call at a time per subscription. */
   private async dispatch(reader: Reader, entries: Entry[]): Promise<void> {
+    if (!this.o.binary && reader.client) {
+      // Byte-exact values (and dead letters) for entries whose bytes string replies altered.
+      await restoreBinaryValues(reader.client, entries, this.o.fields.value, (p) => this.guarded(reader, p, this.o.commandTimeoutMs, 'XRANGE'));
+    }
     const held = new Map<string, Set<string>>();
     for (const [key, list] of groupByKey(entries)) held.set(key, new Set(list.map((e) => e.id)));
     const refresher = this.refresher(reader, held);

@@ -1,12 +1,15 @@
 import {
   type BatchHandler,
+  BusError,
   ClosedError,
+  ConnectionError,
   createPool,
   type LagInfo,
   type Logger,
   type Metrics,
   noopMetrics,
   type Pool,
+  PoolTimeoutError,
   type PublishResult,
   type SubscribeOptions,
   type Subscription,
@@ -16,7 +19,7 @@ import {
   type TransportContext,
   type WireRecord,
 } from '@bus/core';
-import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, toBusError } from './client.js';
+import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, targetOfOptions, toBusError } from './client.js';
 import { type Command, num, parseFlat, pipeline } from './commands.js';
 import { type RedisClient, type RedisStreamOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { openSubscription } from './subscription.js';
@@ -77,7 +80,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
         create: async () => {
           const client = makeClient(o, 'producer');
           clusterMode ??= isCluster(client);
-          return connect(client, o.name);
+          return connect(client, o.name, o.connectTimeoutMs);
         },
         destroy: async (client) => {
           // QUIT lets in-flight replies arrive; a dead connection is simply dropped.
@@ -96,7 +99,20 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
 
   const withClient = async <R>(fn: (client: RedisClient) => Promise<R>): Promise<R> => {
     if (closing) throw new ClosedError(`transport "${o.name}"`);
-    return poolOf().use(fn, (error) => !isReplyError(error) && messageOf(error).includes('Connection is closed'));
+    try {
+      return await poolOf().use(fn, (error) => !isReplyError(error) && messageOf(error).includes('Connection is closed'));
+    } catch (error) {
+      // A pool timeout caused by a failing connect: report the connect error (host:port, reason).
+      if (PoolTimeoutError.isInstance(error) && BusError.isInstance(error.cause)) throw error.cause;
+      if (PoolTimeoutError.isInstance(error) && error.stillConnecting) {
+        throw new ConnectionError(
+          `[bus/${o.name}] no connection to Redis at ${targetOfOptions(o)} within ${error.timeoutMs} ms (pool.acquireTimeoutMs): ` +
+            `the connect is still in progress (connectTimeoutMs ${o.connectTimeoutMs}); is a Redis server answering there?`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
   };
 
   const transport: RedisStreamTransport = {

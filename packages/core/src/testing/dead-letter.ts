@@ -115,12 +115,15 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
       });
       await bus.start();
       const garbage = h.record(0);
+      // Not UTF-8: the dead letter must hold these bytes exactly (a string round trip would not).
+      const binary = Buffer.from([0xff, 0xfe, 0x80, 0x00, 0xc3, 0x28]);
       await h.publishAll(t, topic, [
         { value: Buffer.from('{not json'), headers: garbage.headers },
         { value: 'x', headers: { junk: '1' } },
+        { value: binary, headers: { ...garbage.headers, [HEADER.id]: 'binary' } },
       ]);
       await bus.publish(topic, 'test.happened', { n: 42 });
-      await h.waitFor('the good message and 2 dead letters', () => handled.includes(42) && dlq.got.length >= 2);
+      await h.waitFor('the good message and 3 dead letters', () => handled.includes(42) && dlq.got.length >= 3);
       await bus.close();
       await dlq.sub.close();
       const reasons = dlq.got.map((m) => m.headers[DLQ_HEADER.reason] ?? '');
@@ -133,6 +136,8 @@ export function deadLetterTests(api: TestApi, options: ConformanceOptions): void
         reasons.join(' | '),
       );
       assert.ok(dlq.got.every((m) => m.headers[DLQ_HEADER.error] === 'DECODE'));
+      const letter = dlq.got.find((m) => m.headers[HEADER.id] === 'binary');
+      assert.ok(letter && Buffer.from(letter.value).equals(binary), `dead letter bytes ${letter ? Buffer.from(letter.value).toString('hex') : 'missing'}`);
     });
 
     h.test('bus: empty event: a record whose ce_type is empty is dead-lettered (DECODE) with its reason, never skipped', [], async (t) => {

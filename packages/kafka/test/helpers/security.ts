@@ -1,0 +1,135 @@
+// The same helpers as packages/redis-stream/test/helpers/security.ts (test files do not import across packages).
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger, LogFields } from '@bus/core';
+import { KAFKA_SH } from './kafka.js';
+
+/** Everything logged, at every level, as text (errors with their causes), to grep for secrets. */
+export function capturingLogger(): Logger & { lines: string[]; text(): string } {
+  const lines: string[] = [];
+  const make = (bindings: LogFields): Logger => {
+    const write = (level: string) => (message: string, fields?: LogFields) => {
+      lines.push(`${level} ${message} ${stringify({ ...bindings, ...fields })}`);
+    };
+    return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (more) => make({ ...bindings, ...more }) };
+  };
+  return Object.assign(make({}), { lines, text: () => lines.join('\n') });
+}
+
+/** An error or any value as text, with every `cause` down the chain and every own property. */
+export function stringify(value: unknown): string {
+  const seen = new Set<unknown>();
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v === 'object' && v !== null) {
+      if (seen.has(v)) return '[circular]';
+      seen.add(v);
+    }
+    if (v instanceof Error) {
+      return { ...(v as unknown as Record<string, unknown>), name: v.name, message: v.message, stack: v.stack, cause: (v as { cause?: unknown }).cause };
+    }
+    if (typeof v === 'bigint') return String(v);
+    return v;
+  });
+}
+
+/** A TCP server that accepts connections and never answers (a half-dead proxy, a wrong service). */
+export async function silentServer(port: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A throwaway CA and a server certificate for 127.0.0.1/localhost, made with openssl. */
+export interface TestPki {
+  dir: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  ca: Buffer;
+  dispose(): void;
+}
+
+export function makePki(): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), 'bus-tls-'));
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe', timeout: 30_000 });
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=bus test CA');
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  execFileSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.1,DNS:localhost\\n" > ext.cnf'], { cwd: dir });
+  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf');
+  return {
+    dir,
+    caFile: join(dir, 'ca.crt'),
+    certFile: join(dir, 'server.crt'),
+    keyFile: join(dir, 'server.key'),
+    ca: readFileSync(join(dir, 'ca.crt')),
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * One private broker (scripts/kafka.sh on the given ports, its own run directory) with a PLAINTEXT,
+ * a SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256 and -512; user `user` / `password`) and an SSL listener
+ * whose certificate `pki` made.
+ */
+export async function startSecuredBroker(
+  ports: { plain: number; controller: number; sasl: number; ssl: number },
+  pki: TestPki,
+  user: string,
+  password: string,
+): Promise<{ stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bus-kafka-sec-'));
+  const keystore = join(pki.dir, 'keystore.pem');
+  writeFileSync(keystore, Buffer.concat([readFileSync(pki.keyFile), readFileSync(pki.certFile)]));
+  const env = {
+    ...process.env,
+    BUS_KAFKA_RUN_DIR: dir,
+    BUS_KAFKA_PORT: String(ports.plain),
+    BUS_KAFKA_CONTROLLER_PORT: String(ports.controller),
+    BUS_KAFKA_SASL_PORT: String(ports.sasl),
+    BUS_KAFKA_SASL_USERS: `${user}:${password}`,
+    BUS_KAFKA_SASL_SCRAM: '1',
+    BUS_KAFKA_SSL_PORT: String(ports.ssl),
+    BUS_KAFKA_SSL_KEYSTORE: keystore,
+    BUS_KAFKA_HEAP_OPTS: '-Xmx384m -Xms128m',
+    BUS_KAFKA_JVM_OPTS: '-XX:+UseSerialGC -XX:TieredStopAtLevel=1',
+    BUS_KAFKA_LOG_LEVEL: 'WARN',
+  };
+  const run = promisify(execFile);
+  const sh = async (...args: string[]) => {
+    try {
+      await run('bash', [KAFKA_SH, ...args], { env, timeout: 180_000 });
+    } catch (error) {
+      const e = error as { stderr?: string; message: string };
+      throw new Error(`kafka.sh ${args.join(' ')} failed: ${e.stderr?.slice(-2000) ?? e.message}`);
+    }
+  };
+  await sh('start', '1');
+  let stopped = false;
+  return {
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await sh('stop').catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
