@@ -1,6 +1,7 @@
 export { type Bus, type BusOptions, type BatchPublishResult, createBus, type PublishOptions, type PublishReceipt } from './bus.js';
 export { type Codec, HEADER, type JsonCodecOptions, jsonCodec } from './codec.js';
 export { OptionReader } from './config.js';
+export { DELAY_HEADER, type DelayedRecord, type DelayOptions, deliverAtOf, MAX_DELAY_MS } from './delay.js';
 export type { Envelope, Headers, WireRecord } from './envelope.js';
 export {
   BusError,
@@ -40,6 +41,7 @@ export {
   defaultPolicyOrder,
   maxDeliveriesPolicy,
   metricsPolicy,
+  redeliveryRetryPolicy,
   retryPolicy,
   tracingPolicy,
 } from './policies/index.js';
@@ -47,6 +49,7 @@ export { composePolicies, type Delivery, type Outcome, type Policy, type PolicyS
 export { createPool, POOL_DEFAULTS, type Pool, type PoolFactory, type PoolOptions } from './pool.js';
 export { memoryTransport, type MemoryTransportOptions } from './memory.js';
 export { redact, redactUrl } from './redact.js';
+export { originTopic } from './retry-topic.js';
 export { backoffDelay, sleep } from './retry.js';
 export { DLQ_HEADER } from './router.js';
 export { noopTracing, type ProcessTraceInfo, type PublishTraceInfo, type Tracing } from './tracing.js';

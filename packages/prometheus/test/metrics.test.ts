@@ -124,7 +124,7 @@ describe('prometheus() options and registry', () => {
     const b = prometheus({ registry });
     expect(b.metrics.jobCost).toBe(a.metrics.jobCost);
     expect(b.metrics.consumerLag).toBe(a.metrics.consumerLag);
-    expect(registry.getMetricsAsArray()).toHaveLength(12);
+    expect(registry.getMetricsAsArray()).toHaveLength(14);
   });
 
   it('uses the default registry by default', () => {

@@ -104,6 +104,13 @@ export interface RedisStreamOptions {
    */
   nackDelayMs?: number;
   /**
+   * Longest wait, in ms, of a subscribed process between two looks at a topic's delayed messages
+   * (the sorted set `<stream>:bus-delayed`); it also wakes at the earliest known due time. Bounds
+   * the lateness of a delayed message published while the mover sleeps.
+   * @default 50
+   */
+  delayPollMs?: number;
+  /**
    * Consumers of a group idle longer than this and with no pending entry are removed
    * (`XGROUP DELCONSUMER`), in ms; `0` turns this off.
    * @default 3600000 (1 hour)
@@ -137,6 +144,7 @@ export interface ResolvedOptions {
   claimIdleMs: number;
   claimIntervalMs: number;
   nackDelayMs: number;
+  delayPollMs: number;
   consumerIdleTimeoutMs: number;
   binary: boolean;
   /** Trimming on XADD: `MAXLEN` by count or `MINID` by age (computed per call); both undefined = off. */
@@ -155,6 +163,7 @@ export const DEFAULTS = {
   claimIdleMs: 30_000,
   claimIntervalMs: 5000,
   nackDelayMs: 1000,
+  delayPollMs: 50,
   consumerIdleTimeoutMs: 3_600_000,
   binary: false,
   fields: { value: '_data', key: '_key' },
@@ -176,6 +185,7 @@ const KNOWN = new Set([
   'claimIdleMs',
   'claimIntervalMs',
   'nackDelayMs',
+  'delayPollMs',
   'consumerIdleTimeoutMs',
   'binary',
   'trim',
@@ -251,6 +261,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     claimIdleMs,
     claimIntervalMs: r.int('claimIntervalMs', o.claimIntervalMs, DEFAULTS.claimIntervalMs, 10, DAY),
     nackDelayMs,
+    delayPollMs: r.int('delayPollMs', o.delayPollMs, DEFAULTS.delayPollMs, 1, 60_000),
     consumerIdleTimeoutMs: r.int('consumerIdleTimeoutMs', o.consumerIdleTimeoutMs, DEFAULTS.consumerIdleTimeoutMs, 0, 30 * DAY),
     trim,
     fields,
