@@ -128,6 +128,21 @@ export interface KafkaTransportOptions {
   topics?: KafkaTopicOptions;
   /** @default see {@link KafkaConsumerOptions} */
   consumer?: KafkaConsumerOptions;
+  /** Delayed delivery (delay tier topics). @default { fetchWaitMs: 100 } */
+  delays?: KafkaDelayOptions;
+}
+
+/**
+ * Delayed delivery: a delayed record waits in the delay tier topics of its topic
+ * (`<topic>.delay.100ms|1s|10s|1m|10m|1h`), forwarded by every process subscribed to the topic.
+ */
+export interface KafkaDelayOptions {
+  /**
+   * Longest wait of one fetch of the tier forwarder, in ms: a tier partition paused until its head is
+   * due is fetched again at most this late after it resumes, so it bounds the lateness per hop.
+   * @default 100
+   */
+  fetchWaitMs?: number;
 }
 
 /** {@link KafkaTransportOptions} checked, with every default filled in. */
@@ -145,6 +160,7 @@ export interface ResolvedOptions {
   producer: Required<KafkaProducerOptions>;
   topics: Required<KafkaTopicOptions>;
   consumer: Required<KafkaConsumerOptions>;
+  delays: Required<KafkaDelayOptions>;
 }
 
 /** Default values of {@link KafkaTransportOptions} (pool defaults are `POOL_DEFAULTS` of `@bus/core`). */
@@ -170,15 +186,17 @@ export const DEFAULTS = {
     closeTimeoutMs: 30_000,
     restartDelayMs: 1000,
   },
+  delays: { fetchWaitMs: 100 },
 } as const satisfies Omit<ResolvedOptions, 'brokers' | 'ssl' | 'sasl' | 'pool'>;
 
 const KNOWN: Record<string, readonly string[]> = {
-  '': ['name', 'brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retry', 'logLevel', 'pool', 'producer', 'topics', 'consumer'],
+  '': ['name', 'brokers', 'clientId', 'ssl', 'sasl', 'connectionTimeoutMs', 'requestTimeoutMs', 'retry', 'logLevel', 'pool', 'producer', 'topics', 'consumer', 'delays'],
   retry: Object.keys(DEFAULTS.retry),
   pool: ['min', 'max', 'acquireTimeoutMs', 'idleTimeoutMs', 'evictionIntervalMs', 'validateOnBorrow', 'createRetryDelayMs'],
   producer: Object.keys(DEFAULTS.producer),
   topics: Object.keys(DEFAULTS.topics),
   consumer: Object.keys(DEFAULTS.consumer),
+  delays: Object.keys(DEFAULTS.delays),
 };
 
 const HOUR = 3_600_000;
@@ -286,6 +304,10 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   }
   if (consumer.maxBytesPerPartition > consumer.maxBytes) c.fail('maxBytesPerPartition', `must not exceed consumer.maxBytes (${consumer.maxBytes})`, consumer.maxBytesPerPartition);
 
+  const delaysRaw = r.object('delays', o.delays, true) ?? {};
+  checkKeys(r.at('delays'), 'delays', delaysRaw);
+  const delays = { fetchWaitMs: r.at('delays').int('fetchWaitMs', delaysRaw.fetchWaitMs, DEFAULTS.delays.fetchWaitMs, 1, 60_000) };
+
   return {
     name: r.string('name', o.name, DEFAULTS.name),
     brokers,
@@ -300,5 +322,6 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     producer,
     topics,
     consumer,
+    delays,
   };
 }
