@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { DLQ_HEADER, HEADER, type IncomingMessage, type Transport, type WireRecord } from '@bus/core';
+import { DELAY_HEADER, DLQ_HEADER, HEADER, type IncomingMessage, type Transport, type WireRecord } from '@bus/core';
 
 /**
  * The consumer group `bus dlq replay` reads dead-letter topics with. It is persistent on purpose: a
@@ -146,6 +146,26 @@ export async function listDeadLetters(transport: Transport, topic: string, limit
   return letters;
 }
 
+/**
+ * A duration such as `10m`, `30s`, `1h`, `500ms`, `2d` or plain milliseconds (`1500`), in ms.
+ * @throws {Error} on anything else
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a duration (e.g. 500ms, 30s, 10m, 1h, 2d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(match[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Math.round(Number(match[1]) * unit);
+}
+
+/** Options of {@link replayDeadLetters}. */
+export interface ReplayOptions {
+  /**
+   * Send the copies delayed by this many ms (the transport's delayed delivery: they reach the origin
+   * topic no sooner), e.g. to replay after a fix is deployed or a dependency is back. @default 0 (at once)
+   */
+  delayMs?: number;
+}
+
 export interface ReplayResult {
   /** Sent back to their origin topic. */
   replayed: number;
@@ -156,7 +176,8 @@ export interface ReplayResult {
 /**
  * `bus dlq replay`: sends each dead letter of `topic` not replayed yet back to its origin topic (the
  * `bus-dlq-topic` header), with the same id, key, payload and headers minus the `bus-dlq-*` ones, and
- * acknowledges it in the {@link DLQ_REPLAY_GROUP} group once the broker stored the copy. Every
+ * acknowledges it in the {@link DLQ_REPLAY_GROUP} group once the broker stored the copy (with
+ * `options.delayMs`, stored for delayed delivery: `bus dlq replay <topic> --delay 10m`). Every
  * consumer group of the origin topic receives it again. A failed publish stops the replay (the rest
  * stays for the next one) and throws.
  */
@@ -166,8 +187,13 @@ export async function replayDeadLetters(
   limit: number,
   onReplayed: (letter: DeadLetter) => void = () => {},
   waitMs = 15_000,
+  options: ReplayOptions = {},
 ): Promise<ReplayResult> {
   const result: ReplayResult = { replayed: 0, skipped: 0 };
+  const delayMs = options.delayMs ?? 0;
+  if (delayMs > 0 && !(transport.capabilities.delays && transport.publishDelayed)) {
+    throw new Error(`[bus/cli] transport "${transport.name}" has no delayed delivery; replay without a delay`);
+  }
   await readGroup(
     transport,
     { topic: deadLetterTopicOf(topic), group: DLQ_REPLAY_GROUP, limit, firstMessageTimeoutMs: waitMs, idleMs: 1500 },
@@ -182,8 +208,13 @@ export async function replayDeadLetters(
       const dlqHeaders = new Set<string>(Object.values(DLQ_HEADER));
       for (const [name, value] of Object.entries(m.headers)) if (!dlqHeaders.has(name)) headers[name] = value;
       headers[REPLAYED_AT_HEADER] = new Date().toISOString();
+      const deliverAt = delayMs > 0 ? Date.now() + delayMs : undefined;
+      if (deliverAt !== undefined) headers[DELAY_HEADER.deliverAt] = String(deliverAt);
       const record: WireRecord = m.key === undefined ? { value: m.value, headers } : { key: m.key, value: m.value, headers };
-      const [sent] = await transport.publish(letter.origin, [record]);
+      const [sent] =
+        deliverAt === undefined
+          ? await transport.publish(letter.origin, [record])
+          : ((await transport.publishDelayed?.(letter.origin, [{ ...record, deliverAt }])) ?? []);
       if (!sent?.ok) {
         throw new Error(`[bus/cli] could not replay ${letter.position} to "${letter.origin}": ${sent && !sent.ok ? sent.error.message : 'no result'}`, {
           cause: sent && !sent.ok ? sent.error : undefined,
