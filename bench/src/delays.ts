@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     const due = Math.min(total, Math.floor(((Date.now() - started) / 1000) * rate) + 1);
     const n = due - sent;
     if (n > 0) {
-      const entries = Array.from({ length: n }, () => ({ event: EVENT, payload, delayMs: minDelay + Math.random() * (maxDelay - minDelay) }));
+      const entries = Array.from({ length: n }, () => ({ event: EVENT as typeof EVENT & keyof BenchEvents, payload, delayMs: minDelay + Math.random() * (maxDelay - minDelay) }));
       const results = await bus.publishBatch(topic, entries);
       failed += results.filter((r) => !r.ok).length;
       sent += n;
