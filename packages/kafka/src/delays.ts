@@ -155,6 +155,9 @@ export class DelayForwarder {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      // Tier partitions are independent: forward them side by side, or one fetch cycle would pay a
+      // produce and a commit per partition in turn, on every hop.
+      partitionsConsumedConcurrently: Math.min(32, tiers.length * o.topics.partitions),
       eachBatch: (payload) => this.eachBatch(payload),
     });
     this.lagTimer = setInterval(() => void this.reportWaiting(tiers), 5000);
