@@ -56,6 +56,7 @@ describe('option validation (at construction, naming the key path)', () => {
       redeliversUnsettled: true,
       concurrentBatches: false,
       durableDeliveryCount: true,
+      delays: true,
     });
     await t.close();
     await t.close();
