@@ -89,7 +89,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     delays: true,
   };
 
-  return {
+  const transport: Transport & { reset(): void } = {
     specificationVersion: 'v1',
     name: options.name ?? 'memory',
     capabilities,
@@ -130,7 +130,7 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
             timers.add(again);
             return;
           }
-          if (!closed) void this.publish(name, [stored]);
+          if (!closed) void transport.publish(name, [stored]);
         };
         const timer = setTimeout(() => {
           timers.delete(timer);
@@ -249,4 +249,5 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
       await Promise.all([...subscriptions].map((s) => s.close()));
     },
   };
+  return transport;
 }

@@ -4,6 +4,9 @@ import type { Delivery, Policy } from '../policy.js';
 import { backoffDelay, type RetryPolicy } from '../retry.js';
 import { errorMessage } from './retry.js';
 
+/** A marker whose blocker is this late past its due time is dropped (see the policy's TSDoc). */
+const STALE_MS = 30_000;
+
 /** Per consumer group and key: the message being retried and the messages parked behind it. */
 interface KeyBlock {
   /** Envelope id of the retrying message, or undefined once it ended while others are still parked. */
@@ -25,8 +28,10 @@ interface KeyBlock {
  * Per-key order: while a keyed message is retrying, later messages of the same key that reach this
  * process are parked behind it (handed back with the same due time, `bus-parked` header, their
  * attempt count untouched), so they keep their order and other keys are never held back. The
- * markers live in the process's memory: after a crash, or when several processes share a Redis
- * consumer group, a later message of a retrying key that reaches another process is not held back.
+ * markers live in the process's memory: after a crash, or when several processes share a consumer
+ * group (Redis members; Kafka members owning the key's partition of the topic and of the retry topic
+ * apart), a later message of a retrying key that reaches another process is not held back. A marker
+ * whose blocker has not come back within `maxDelayMs` + 30 s of its due time is dropped.
  *
  * Needs a transport with `capabilities.delays`; when the record cannot be stored for later, it
  * falls back to `released` (the broker delivers it again after its nack delay).
@@ -40,7 +45,12 @@ export function redeliveryRetryPolicy(policy: RetryPolicy): Policy {
     const id = delivery.envelope.id;
     const key = delivery.record.key ?? delivery.envelope.key;
     const blockKey = key === undefined ? undefined : `${delivery.group}\n${key}`;
-    const block = blockKey === undefined ? undefined : blocks.get(blockKey);
+    let block = blockKey === undefined ? undefined : blocks.get(blockKey);
+    if (block && blockKey !== undefined && Date.now() > block.until + policy.maxDelayMs + STALE_MS) {
+      // Its blocker never came back here (another process took it, or it was lost): stop parking.
+      blocks.delete(blockKey);
+      block = undefined;
+    }
 
     if (block && blockKey !== undefined && block.blocker !== id) {
       const wasParked = block.parked.has(id);
