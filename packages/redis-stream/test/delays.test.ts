@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createBus, DLQ_HEADER, type IncomingMessage, jsonCodec } from '@bus/core';
+import { createBus, DLQ_HEADER, type IncomingMessage, jsonCodec, noopMetrics, silentLogger } from '@bus/core';
 import { delayTests } from '@bus/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { delayedKey, redisStream } from '../src/index.js';
@@ -79,6 +79,8 @@ describe('redisStream delays across processes and restarts', () => {
     const topic = `once-${randomUUID().slice(0, 8)}`;
     const movers = Array.from({ length: 4 }, () => redisStream({ url: SHARED_REDIS_URL, keyPrefix: prefix, delayPollMs: 5 }));
     const seen: string[] = [];
+    const waiting: number[] = [];
+    movers[0]?.attach?.({ logger: silentLogger, metrics: { ...noopMetrics, delayedWaiting: (labels, n) => labels.topic === topic && waiting.push(n) } });
     try {
       const subs = await Promise.all(
         movers.map((t, i) =>
@@ -107,6 +109,8 @@ describe('redisStream delays across processes and restarts', () => {
       expect(length, 'one XADD per delayed record').toBe(N);
       const left = await movers[0]?.withClient((c) => c.zcard(delayedKey(movers[0]?.streamKey(topic) as string)));
       expect(left).toBe(0);
+      expect(Math.max(...waiting), 'the mover reports the delayed messages waiting').toBeGreaterThan(0);
+      expect(waiting[waiting.length - 1]).toBe(0);
     } finally {
       await Promise.all(movers.map((t) => t.close()));
     }
