@@ -102,6 +102,8 @@ export class DelayMover {
   private refs = 0;
   private stop = new AbortController();
   private loop: Promise<void> | undefined;
+  /** Ends the current sleep early (a delayed publish from this process may be due sooner). */
+  private wakeUp: (() => void) | undefined;
 
   constructor(
     private readonly topic: string,
@@ -125,6 +127,11 @@ export class DelayMover {
     if (this.refs === 0 || --this.refs > 0) return;
     this.stop.abort();
     await this.loop;
+  }
+
+  /** A delayed record was just stored by this process: look again now rather than after the sleep. */
+  wake(): void {
+    this.wakeUp?.();
   }
 
   /** Stops the loop whatever the references (the transport is closing). */
@@ -163,8 +170,15 @@ export class DelayMover {
         }
         wait = Math.min(100 * 2 ** Math.min(failures, 5), 2000);
       }
-      if (wait > 0) await sleep(wait, signal);
-      else await new Promise<void>((resolve) => setImmediate(resolve));
+      if (wait > 0) {
+        const nap = new AbortController();
+        const onStop = () => nap.abort();
+        signal.addEventListener('abort', onStop, { once: true });
+        this.wakeUp = onStop;
+        await sleep(wait, nap.signal);
+        this.wakeUp = undefined;
+        signal.removeEventListener('abort', onStop);
+      } else await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 }

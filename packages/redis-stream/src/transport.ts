@@ -164,7 +164,10 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
         return records.map(() => ({ ok: false, error }));
       }
       try {
-        return await withClient((client) => addDelayed(client, streamKey(topic), topic, records, o));
+        const results = await withClient((client) => addDelayed(client, streamKey(topic), topic, records, o));
+        // This process moves the topic: it need not wait for its next look (a short delay may be due first).
+        movers.get(topic)?.wake();
+        return results;
       } catch (error) {
         const busError = toBusError(error, o.name, `could not publish delayed records to "${topic}"`);
         return records.map(() => ({ ok: false, error: busError }));
