@@ -5,7 +5,7 @@ import { jsonCodec } from '../codec.js';
 import { DELAY_HEADER, type DelayedRecord } from '../delay.js';
 import type { HandlerContext } from '../events.js';
 import { DLQ_HEADER } from '../router.js';
-import type { IncomingMessage, Transport } from '../transport.js';
+import type { IncomingMessage, Transport, TransportCapabilities } from '../transport.js';
 
 /** The test functions of your runner (vitest, jest, mocha…). */
 export interface DelayTestApi {
@@ -26,6 +26,13 @@ export interface DelayTestOptions {
   /** Timeout of each test, in ms. @default 60000 */
   testTimeoutMs?: number;
   /**
+   * Overrides of the declared capabilities, as in `runTransportConformance`: `{ delays: false }`
+   * registers none of these tests (for a setup that lacks delayed delivery).
+   */
+  capabilities?: Partial<TransportCapabilities>;
+  /** Accepted for the shape of `runTransportConformance`'s options; not used here. */
+  restartBroker?: () => Promise<void>;
+  /**
    * Delays used by the tests, in ms: long enough that "not before its time" means something on the
    * broker, short enough for a test run. @default 800
    */
@@ -41,7 +48,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * time and are delivered after it; `publish`/`publishBatch` with `delayMs`/`deliverAt`; broker-side
  * retries (`retry.mode: 'redeliver'`) that never hold the consumer, keep the attempt count and the
  * order of a retrying key's later messages. Register it for a transport that declares
- * `capabilities.delays` (a test fails when the transport does not).
+ * `capabilities.delays` (a test fails when the transport does not; `capabilities: { delays: false }`
+ * in the options registers nothing).
  *
  * ```ts
  * import { describe, it } from 'vitest';
@@ -88,6 +96,7 @@ export function delayTests(api: DelayTestApi, options: DelayTestOptions): void {
   };
   const numberOf = (m: IncomingMessage) => (codec.decode(m).payload as { n: number }).n;
 
+  if (options.capabilities?.delays === false) return;
   api.describe('delays', () => {
     test('a delayed record is not delivered before its time, and is delivered after it, in due order', async (t) => {
       const topic = name('topic');
