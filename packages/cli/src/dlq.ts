@@ -175,7 +175,8 @@ export interface ReplayResult {
 
 /**
  * `bus dlq replay`: sends each dead letter of `topic` not replayed yet back to its origin topic (the
- * `bus-dlq-topic` header), with the same id, key, payload and headers minus the `bus-dlq-*` ones, and
+ * `bus-dlq-topic` header), with the same id, key, payload and headers minus the `bus-dlq-*` ones and the
+ * retry state (`bus-attempt`, `bus-retry-topic`, `bus-parked`, `bus-deliver-at`), and
  * acknowledges it in the {@link DLQ_REPLAY_GROUP} group once the broker stored the copy (with
  * `options.delayMs`, stored for delayed delivery: `bus dlq replay <topic> --delay 10m`). Every
  * consumer group of the origin topic receives it again. A failed publish stops the replay (the rest
@@ -205,7 +206,9 @@ export async function replayDeadLetters(
         return;
       }
       const headers: Record<string, string> = {};
-      const dlqHeaders = new Set<string>(Object.values(DLQ_HEADER));
+      // The dead letter's reason headers go, and so does the retry state of a broker-side retry: the
+      // replayed copy starts again at attempt 1 (and is due when this replay says).
+      const dlqHeaders = new Set<string>([...Object.values(DLQ_HEADER), ...Object.values(DELAY_HEADER)]);
       for (const [name, value] of Object.entries(m.headers)) if (!dlqHeaders.has(name)) headers[name] = value;
       headers[REPLAYED_AT_HEADER] = new Date().toISOString();
       const deliverAt = delayMs > 0 ? Date.now() + delayMs : undefined;

@@ -24,6 +24,9 @@ describe('dlq replay with a delay (API of `bus dlq replay <topic> --delay 10m`)'
       const letter = codec.encode({ id: randomUUID(), event: 'order.paid', payload: { n: 1 }, publishedAt: Date.now(), headers: {} });
       letter.headers[DLQ_HEADER.topic] = topic;
       letter.headers[DLQ_HEADER.reason] = 'boom';
+      // Dead-lettered after its last broker-side retry: the replayed copy must start at attempt 1 again.
+      letter.headers[DELAY_HEADER.attempt] = '3';
+      letter.headers[DELAY_HEADER.topic] = topic;
       expect((await t.publish(`${topic}.dlq`, [letter]))[0]?.ok).toBe(true);
       const sub = await t.subscribe({ group: 'g', topics: [topic], batchSize: 10, pollIntervalMs: 100, startFrom: 'earliest', consumerName: 'c' }, async (batch) => {
         for (const m of batch) {
@@ -42,6 +45,8 @@ describe('dlq replay with a delay (API of `bus dlq replay <topic> --delay 10m`)'
       expect(due).toBeGreaterThanOrEqual(started + 1000);
       expect(got[0]?.at).toBeGreaterThanOrEqual(due);
       expect(got[0]?.m.headers[DLQ_HEADER.reason]).toBeUndefined();
+      expect(got[0]?.m.headers[DELAY_HEADER.attempt]).toBeUndefined();
+      expect(got[0]?.m.headers[DELAY_HEADER.topic]).toBeUndefined();
     } finally {
       await t.withClient(async (c) => {
         const keys = await c.keys(`${prefix}*`);
