@@ -127,7 +127,10 @@ export class DelayForwarder {
     clearInterval(this.lagTimer);
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    await this.running;
+    // Bounded: a start still joining (a broker away) must not hold the transport's close.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.ctx.options.consumer.closeTimeoutMs)))]);
+    clearTimeout(timer);
     this.running = undefined;
     const consumer = this.consumer;
     this.consumer = undefined;
