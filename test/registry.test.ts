@@ -13,7 +13,7 @@ const exec = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'bus-registry-'));
 const copy = join(work, 'repo');
-const PUBLISHED = ['core', 'redis-stream', 'kafka', 'prometheus', 'otel', 'cli'];
+const PUBLISHED = ['core', 'redis-stream', 'kafka', 'prometheus', 'otel', 'cli', 'runtime', 'hyperf-compat', 'board', 'outbox-postgres'];
 const bin = (name: string) => join(root, 'node_modules/.bin', name);
 
 let registry: ChildProcess | undefined;
@@ -116,7 +116,7 @@ describe('a release published to a local registry (verdaccio), then installed wi
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
     await sh(
       'npm',
-      ['install', '--no-audit', '--no-fund', ...PUBLISHED.map((p) => `@bus/${p}@0.1.0`), 'prom-client@^15.1.0', '@opentelemetry/api@~1.9.0'],
+      ['install', '--no-audit', '--no-fund', ...PUBLISHED.map((p) => `@bus/${p}@0.1.0`), 'prom-client@^15.1.0', '@opentelemetry/api@~1.9.0', 'pg@^8'],
       app,
       240_000,
     );

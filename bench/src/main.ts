@@ -8,7 +8,7 @@ import { BULL_PREFIX, deleteKeys, REDIS_PREFIX, redisConsume, redisE2e, redisPub
 import { connectRedis } from './redis-raw.js';
 
 const HELP = `pnpm bench [-- options]
-  --only=a,b     run only these parts: redis-publish, redis-consume, redis-e2e, big (memory, scaling, backlog), kafka, outbox
+  --only=a,b     run only these parts: redis-publish, redis-consume, redis-e2e, big (memory, scaling, backlog), kafka, outbox, delays
   --runs=N       measured runs per figure (default 5; 3 with --quick)
   --warmup=N     warm-up runs per figure (default 1)
   --quick        fewer, smaller runs (scale 0.2), to try the bench out
@@ -66,6 +66,10 @@ try {
   if (want('outbox')) {
     const { outboxSuite } = await import('./outbox.js');
     await outboxSuite(ctx);
+  }
+  if (want('delays')) {
+    const { delaySuite } = await import('./delays.js');
+    await delaySuite(ctx);
   }
 } catch (error) {
   failure = error;

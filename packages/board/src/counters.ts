@@ -66,6 +66,8 @@ export function countingMetrics(inner: Metrics = noopMetrics): CountingMetrics {
     },
     skipped: (labels) => inner.skipped(labels),
     settled: (labels, outcome) => inner.settled(labels, outcome),
+    delayedWaiting: (labels, count) => inner.delayedWaiting(labels, count),
+    delayLateness: (labels, seconds) => inner.delayLateness(labels, seconds),
     poolStats: (labels, stats) => inner.poolStats(labels, stats),
     lag: (labels, lag) => inner.lag(labels, lag),
     counts(module, consumer, topic) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { DLQ_HEADER, HEADER, type IncomingMessage, type LagInfo, type Transport, type WireRecord } from '@bus/core';
+import { DELAY_HEADER, DLQ_HEADER, HEADER, type IncomingMessage, type LagInfo, type Transport, type WireRecord } from '@bus/core';
 
 /**
  * The consumer group `bus dlq replay` and the board's "replay all" read dead-letter topics with. It
@@ -69,16 +69,37 @@ export function toDeadLetter(m: StoredRecord): DeadLetter {
 }
 
 /**
+ * A duration such as `10m`, `30s`, `1h`, `500ms`, `2d` or plain milliseconds (`1500`), in ms.
+ * @throws {Error} on anything else
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) throw new Error(`"${text}" is not a duration (e.g. 500ms, 30s, 10m, 1h, 2d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(match[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Math.round(Number(match[1]) * unit);
+}
+
+/** Options of {@link replayDeadLetters} and {@link publishReplays}. */
+export interface ReplayOptions {
+  /**
+   * Send the copies delayed by this many ms (the transport's delayed delivery: they reach the origin
+   * topic no sooner), e.g. to replay after a fix is deployed or a dependency is back. @default 0 (at once)
+   */
+  delayMs?: number;
+}
+
+/**
  * The record a replay sends back to the origin topic: same key, value and headers, minus the
- * `bus-dlq-*` ones, plus {@link REPLAYED_AT_HEADER}. Undefined when the record has no
+ * `bus-dlq-*` ones and the retry state of a broker-side retry (`bus-attempt`, `bus-deliver-at`…: the
+ * copy starts again at attempt 1), plus {@link REPLAYED_AT_HEADER}. Undefined when the record has no
  * `bus-dlq-topic` header (it was not written by the bus).
  */
 export function replayRecord(m: StoredRecord, now: Date = new Date()): { topic: string; record: WireRecord } | undefined {
   const origin = m.headers[DLQ_HEADER.topic];
   if (!origin) return undefined;
   const headers: Record<string, string> = {};
-  const dlqHeaders = new Set<string>(Object.values(DLQ_HEADER));
-  for (const [name, value] of Object.entries(m.headers)) if (!dlqHeaders.has(name)) headers[name] = value;
+  const dropped = new Set<string>([...Object.values(DLQ_HEADER), ...Object.values(DELAY_HEADER)]);
+  for (const [name, value] of Object.entries(m.headers)) if (!dropped.has(name)) headers[name] = value;
   headers[REPLAYED_AT_HEADER] = now.toISOString();
   return { topic: origin, record: m.key === undefined ? { value: m.value, headers } : { key: m.key, value: m.value, headers } };
 }
@@ -89,15 +110,24 @@ export function replayRecord(m: StoredRecord, now: Date = new Date()): { topic: 
  *
  * @throws {Error} `[bus/board] could not replay …` when the broker refused one (the ones before it were sent)
  */
-export async function publishReplays(transport: Transport, records: readonly StoredRecord[]): Promise<ReplayResult> {
+export async function publishReplays(transport: Transport, records: readonly StoredRecord[], options: ReplayOptions = {}): Promise<ReplayResult> {
   const result: ReplayResult = { replayed: 0, skipped: 0 };
+  const delayMs = options.delayMs ?? 0;
+  if (delayMs > 0 && !(transport.capabilities.delays && transport.publishDelayed)) {
+    throw new Error(`[bus/board] transport "${transport.name}" has no delayed delivery; replay without a delay`);
+  }
   for (const m of records) {
     const replay = replayRecord(m);
     if (!replay) {
       result.skipped++;
       continue;
     }
-    const [sent] = await transport.publish(replay.topic, [replay.record]);
+    const deliverAt = delayMs > 0 ? Date.now() + delayMs : undefined;
+    if (deliverAt !== undefined) replay.record.headers[DELAY_HEADER.deliverAt] = String(deliverAt);
+    const [sent] =
+      deliverAt === undefined
+        ? await transport.publish(replay.topic, [replay.record])
+        : ((await transport.publishDelayed?.(replay.topic, [{ ...replay.record, deliverAt }])) ?? []);
     if (!sent?.ok) {
       throw new Error(`[bus/board] could not replay ${m.id} to "${replay.topic}": ${sent && !sent.ok ? sent.error.message : 'no result'}`, {
         cause: sent && !sent.ok ? sent.error : undefined,
@@ -230,11 +260,15 @@ export async function replayDeadLetters(
   limit: number,
   onReplayed: (letter: DeadLetter) => void = () => {},
   waitMs = 15_000,
-  progress?: Progress,
+  options: ReplayOptions & { progress?: Progress } = {},
 ): Promise<ReplayResult> {
+  const { progress } = options;
   const result: ReplayResult = { replayed: 0, skipped: 0 };
+  if ((options.delayMs ?? 0) > 0 && !(transport.capabilities.delays && transport.publishDelayed)) {
+    throw new Error(`[bus/board] transport "${transport.name}" has no delayed delivery; replay without a delay`);
+  }
   await readTopic(transport, { topic: deadLetterTopicOf(topic), group: DLQ_REPLAY_GROUP, limit, firstMessageTimeoutMs: waitMs, progress }, async (m) => {
-    const one = await publishReplays(transport, [m]);
+    const one = await publishReplays(transport, [m], options);
     m.ack();
     result.replayed += one.replayed;
     result.skipped += one.skipped;

@@ -2,7 +2,7 @@ import { consoleLogger, type Logger, noopMetrics, redactUrl, silentLogger, type 
 import { CommandTimeoutError, Deadline, EXIT, exitCodeOf, explain, recordingLogger } from './failure.js';
 import { exitOnEarlySignals } from '@bus/runtime';
 import { BOARD_HELP, boardMain } from './board.js';
-import { type DeadLetter, deadLetterTopicOf, listDeadLetters, type Progress, replayDeadLetters } from './dlq.js';
+import { type DeadLetter, deadLetterTopicOf, listDeadLetters, parseDuration, type Progress, replayDeadLetters } from './dlq.js';
 import { type LoadedConfig, loadConfig } from './load.js';
 import { publishCommand } from './publish.js';
 import { runInline, runModules, selectModules } from './run.js';
@@ -37,7 +37,7 @@ Commands:
   publish <topic> <event> <json>        publish one event
   status [--module <name>]...           lag, pending and dead letters per module, consumer and topic
   dlq list <topic> [--limit <n>]        show dead-lettered messages of <topic> (reads <topic>.dlq)
-  dlq replay <topic> [--limit <n>]      send dead letters back to the topic they came from
+  dlq replay <topic> [--delay <d>]      send dead letters back to the topic they came from (later)
   board [--port <n>] [--token <t>]      web board: modules, lag, dead letters, replay with a click
 
 Run "bus <command> --help" for a command's options.
@@ -79,7 +79,7 @@ Options:
       --json            one JSON object per line
 ${COMMON_HELP}`,
   dlq: `Usage: bus dlq list <topic> [--limit <n>] [--transport <name>] [--json]
-       bus dlq replay <topic> [--limit <n>] [--transport <name>]
+       bus dlq replay <topic> [--limit <n>] [--delay <duration>] [--transport <name>]
 
 <topic> is the origin topic (its dead letters are in <topic>.dlq) or the dead-letter topic itself.
 
@@ -96,6 +96,8 @@ Options:
       --wait <ms>          longest wait for the first message (default: --timeout)
 
 On a terminal, replay and list show their progress (n/total) on stderr.
+      --delay <duration>   (replay) deliver the copies no sooner than this from now: 500ms, 30s, 10m, 1h
+                           (the transport's delayed delivery)
 ${COMMON_HELP}`,
 };
 HELP.board = `${BOARD_HELP}
@@ -277,12 +279,22 @@ async function dlq(argv: readonly string[], out: (text: string) => void, session
     json: { type: 'boolean' },
     wait: { type: 'string' },
     timeout: { type: 'string' },
+    delay: { type: 'string' },
   });
   if (values.help) return help(command, out);
   if (positionals.length !== 1) throw new UsageError(`expected one <topic>, got ${positionals.length}`, command);
   const topic = positionals[0] as string;
   const limit = intOption(command, 'limit', values.limit, sub === 'list' ? 20 : Number.MAX_SAFE_INTEGER);
   const waitMs = intOption(command, 'wait', values.wait, session.deadline.timeoutMs);
+  let delayMs = 0;
+  if (values.delay !== undefined) {
+    if (sub !== 'replay') throw new UsageError('--delay is an option of "dlq replay"', command);
+    try {
+      delayMs = parseDuration(values.delay);
+    } catch (error) {
+      throw new UsageError(`--delay: ${(error as Error).message}`, command);
+    }
+  }
   const loaded = withLogger(await loadConfig(values.config), values['log-level'], session);
   const transports = loaded.config.transports;
   const names = Object.keys(transports);
@@ -312,11 +324,12 @@ async function dlq(argv: readonly string[], out: (text: string) => void, session
         if (values.json) out(JSON.stringify({ replayed: l.position, id: l.id, to: l.origin }));
       },
       waitMs,
-      progress,
+      { delayMs, progress },
     );
     bar.done();
     const skipped = result.skipped ? `; skipped ${result.skipped} without a bus-dlq-topic header` : '';
-    if (!values.json) out(`replayed ${result.replayed} dead letter(s) from ${deadLetterTopicOf(topic)}${skipped}`);
+    const later = delayMs > 0 ? `, delivered in ${values.delay}` : '';
+    if (!values.json) out(`replayed ${result.replayed} dead letter(s) from ${deadLetterTopicOf(topic)}${later}${skipped}`);
     return 0;
   } finally {
     bar.done();

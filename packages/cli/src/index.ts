@@ -1,5 +1,15 @@
 export { HELP, type MainOptions, main } from './cli.js';
-export { type DeadLetter, DLQ_REPLAY_GROUP, deadLetterTopicOf, listDeadLetters, REPLAYED_AT_HEADER, type ReplayResult, replayDeadLetters } from './dlq.js';
+export {
+  type DeadLetter,
+  DLQ_REPLAY_GROUP,
+  deadLetterTopicOf,
+  listDeadLetters,
+  parseDuration,
+  REPLAYED_AT_HEADER,
+  type ReplayOptions,
+  type ReplayResult,
+  replayDeadLetters,
+} from './dlq.js';
 export { CONFIG_FILES, findConfig, type LoadedConfig, loadConfig } from './load.js';
 export { type RunModulesOptions, runModules } from './run.js';
 export { readStatus, type StatusRow } from './status.js';

@@ -98,6 +98,8 @@ describe('bus usage and errors', () => {
       [['dlq'], /expected "list" or "replay"\nRun "bus dlq --help"/],
       [['dlq', 'list'], /expected one <topic>, got 0\nRun "bus dlq list --help"/],
       [['dlq', 'list', 'jobs', '--limit', '0'], /--limit must be a positive integer, got "0"/],
+      [['dlq', 'replay', 'jobs', '--delay', 'soon'], /--delay: "soon" is not a duration/],
+      [['dlq', 'list', 'jobs', '--delay', '10m'], /--delay is an option of "dlq replay"/],
       [['run', '--bogus'], /Unknown option '--bogus'/],
     ];
     for (const [args, message] of cases) {

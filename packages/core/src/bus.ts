@@ -2,6 +2,7 @@ import { type Codec, jsonCodec } from './codec.js';
 import { type DrainedOptions, waitDrained } from './drained.js';
 import { OptionReader } from './config.js';
 import { type OptionPath, opt } from './kit/schema.js';
+import { DELAY_HEADER, type DelayOptions, type DelayedRecord, dueTime } from './delay.js';
 import type { Envelope, Headers, WireRecord } from './envelope.js';
 import { BusError, ClosedError, ConfigError, PublishError } from './errors.js';
 import type { BatchEntry, EventMap, EventName } from './events.js';
@@ -37,7 +38,13 @@ export interface BusOptions {
   events?: EventDefinitions;
 }
 
-export interface PublishOptions {
+/**
+ * Options of one publish. `delayMs` / `deliverAt` ({@link DelayOptions}) delay the delivery: the
+ * message is handed to no consumer before its time (needs a transport with `capabilities.delays`;
+ * others reject it with a `PublishError`). A delayed message carries its due time in the
+ * `bus-deliver-at` header.
+ */
+export interface PublishOptions extends DelayOptions {
   /** Ordering / partition key. */
   key?: string;
   headers?: Headers;
@@ -65,7 +72,7 @@ export interface Bus<M extends EventMap> extends AsyncDisposable {
    * Publishes many events to one topic in one round trip per partition / stream. Never throws for a
    * single entry: each result says whether that entry was stored.
    */
-  publishBatch(topic: string, entries: readonly BatchEntry<M>[], options?: Omit<PublishOptions, 'key' | 'headers'>): Promise<BatchPublishResult[]>;
+  publishBatch(topic: string, entries: readonly BatchEntry<M>[], options?: Omit<PublishOptions, 'key' | 'headers' | 'delayMs' | 'deliverAt'>): Promise<BatchPublishResult[]>;
   /** Registers a module; validated at once (throws a {@link ConfigError} naming the bad key). */
   module<E extends EventName<M>>(definition: ModuleDefinition<M, E>): this;
   /** Starts the registered modules (all, or those named): runs `onStart`, creates groups, starts reading. */
@@ -125,29 +132,46 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
     return t;
   };
 
-  const send = async (topic: string, envelopes: Envelope[], transport: Transport): Promise<BatchPublishResult[]> => {
+  const send = async (topic: string, envelopes: Envelope[], transport: Transport, due?: (number | undefined)[]): Promise<BatchPublishResult[]> => {
     const results: BatchPublishResult[] = new Array(envelopes.length);
     const records: WireRecord[] = [];
     const index: number[] = [];
+    const delayed: DelayedRecord[] = [];
+    const delayedIndex: number[] = [];
     await tracing.publish(
       { transport: transport.name, topic, events: envelopes.map((e) => e.event), messageIds: envelopes.map((e) => e.id) },
       envelopes.map((e) => e.headers),
       async () => {
         envelopes.forEach((envelope, i) => {
           try {
-            records.push(codec.encode(envelope));
-            index.push(i);
+            const deliverAt = due?.[i];
+            if (deliverAt === undefined) {
+              records.push(codec.encode(envelope));
+              index.push(i);
+              return;
+            }
+            if (!transport.capabilities.delays || !transport.publishDelayed) {
+              throw new PublishError(`[bus] transport "${transport.name}" has no delayed delivery (capabilities.delays)`, { retryable: false });
+            }
+            delayed.push({ ...codec.encode(envelope), deliverAt });
+            delayedIndex.push(i);
           } catch (error) {
             results[i] = { ok: false, id: envelope.id, error: asPublishError(error, transport.name, topic) };
           }
         });
-        const sent = records.length === 0 ? [] : await transport.publish(topic, records);
-        sent.forEach((result, j) => {
-          const i = index[j] as number;
-          const id = (envelopes[i] as Envelope).id;
-          results[i] = result.ok ? { ok: true, id, position: result.id } : { ok: false, id, error: result.error };
-        });
-        const failed = sent.find((s) => !s.ok);
+        const [sent, sentLater] = await Promise.all([
+          records.length === 0 ? [] : transport.publish(topic, records),
+          delayed.length === 0 ? [] : (transport.publishDelayed?.(topic, delayed) ?? []),
+        ]);
+        const collect = (list: typeof sent, at: number[]) =>
+          list.forEach((result, j) => {
+            const i = at[j] as number;
+            const id = (envelopes[i] as Envelope).id;
+            results[i] = result.ok ? { ok: true, id, position: result.id } : { ok: false, id, error: result.error };
+          });
+        collect(sent, index);
+        collect(sentLater, delayedIndex);
+        const failed = sent.find((s) => !s.ok) ?? sentLater.find((s) => !s.ok);
         if (failed && !failed.ok) throw failed.error;
       },
     ).catch(() => {
@@ -185,10 +209,13 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
       checkTopic(topic);
       checkEvent(event, 'event');
       if (events) await validatePayload(events, event, payload);
-      const envelope: Envelope = { id: uuidv7(), event, payload, publishedAt: Date.now(), headers: { ...opts.headers } };
+      const now = Date.now();
+      const due = dueTime(opts, now, 'options');
+      const envelope: Envelope = { id: uuidv7(), event, payload, publishedAt: now, headers: { ...opts.headers } };
+      if (due !== undefined) envelope.headers[DELAY_HEADER.deliverAt] = String(due);
       if (opts.key !== undefined) envelope.key = opts.key;
       if (options.source !== undefined) envelope.source = options.source;
-      const [result] = await send(topic, [envelope], transport);
+      const [result] = await send(topic, [envelope], transport, due === undefined ? undefined : [due]);
       if (!result?.ok) throw result?.error ?? new PublishError(`[bus] publish to "${topic}" returned no result`);
       return { id: result.id, position: result.position };
     },
@@ -198,13 +225,22 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
       for (const [i, entry] of entries.entries()) checkEvent(entry?.event, `entries[${i}].event`);
       if (events) await validateBatch(events, entries);
       const now = Date.now();
-      const envelopes = entries.map((entry) => {
+      let due: (number | undefined)[] | undefined;
+      const envelopes = entries.map((entry, i) => {
         const envelope: Envelope = { id: uuidv7(now), event: entry.event, payload: entry.payload, publishedAt: now, headers: { ...entry.headers } };
+        if (entry.delayMs !== undefined || entry.deliverAt !== undefined) {
+          const at = dueTime(entry, now, `entries[${i}]`);
+          if (at !== undefined) {
+            due ??= new Array(entries.length);
+            due[i] = at;
+            envelope.headers[DELAY_HEADER.deliverAt] = String(at);
+          }
+        }
         if (entry.key !== undefined) envelope.key = entry.key;
         if (options.source !== undefined) envelope.source = options.source;
         return envelope;
       });
-      return envelopes.length === 0 ? [] : send(topic, envelopes, transport);
+      return envelopes.length === 0 ? [] : send(topic, envelopes, transport, due);
     },
     module(definition) {
       if (closing) throw new ClosedError('bus');

@@ -67,5 +67,14 @@ export type Middleware<M extends EventMap = EventMap> = (next: Handler<M>) => Ha
 
 /** An entry of `publishBatch`. */
 export type BatchEntry<M extends EventMap> = {
-  [K in EventName<M>]: { event: K; payload: M[K]; key?: string; headers?: Headers };
+  [K in EventName<M>]: {
+    event: K;
+    payload: M[K];
+    key?: string;
+    headers?: Headers;
+    /** Deliver no sooner than this many ms after publish (needs `capabilities.delays`). */
+    delayMs?: number;
+    /** Deliver no sooner than this time (needs `capabilities.delays`). */
+    deliverAt?: Date | number;
+  };
 }[EventName<M>];

@@ -2,6 +2,7 @@ export { type Bus, type BusOptions, busOptionsSchema, type BatchPublishResult, c
 export { DRAINED_DEFAULTS, type DrainedOptions } from './drained.js';
 export { type Codec, HEADER, type JsonCodecOptions, jsonCodec } from './codec.js';
 export { OptionReader } from './config.js';
+export { DELAY_HEADER, type DelayedRecord, type DelayOptions, deliverAtOf, MAX_DELAY_MS } from './delay.js';
 export type { Envelope, Headers, WireRecord } from './envelope.js';
 export {
   BusError,
@@ -60,6 +61,7 @@ export {
   defaultPolicyOrder,
   maxDeliveriesPolicy,
   metricsPolicy,
+  redeliveryRetryPolicy,
   retryPolicy,
   tracingPolicy,
 } from './policies/index.js';
@@ -68,6 +70,7 @@ export { createPool, POOL_DEFAULTS, poolSchema, type Pool, type PoolFactory, typ
 export { memoryTransport, type MemoryTransportOptions } from './memory.js';
 export { type MemoryBroker, memoryBroker } from './memory.js';
 export { redact, redactUrl } from './redact.js';
+export { originTopic } from './retry-topic.js';
 export { backoffDelay, sleep } from './retry.js';
 export { DLQ_HEADER } from './router.js';
 export { noopTracing, type ProcessTraceInfo, type PublishTraceInfo, type Tracing } from './tracing.js';

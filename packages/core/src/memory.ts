@@ -1,3 +1,4 @@
+import type { DelayedRecord } from './delay.js';
 import type { WireRecord } from './envelope.js';
 import { ClosedError } from './errors.js';
 import { BatchSettlement } from './kit/settlement.js';
@@ -74,6 +75,9 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
   const topics = (options.broker && brokerTopics.get(options.broker)) || new Map<string, Topic>();
   const subscriptions = new Set<Subscription>();
   let closed = false;
+  /** Delayed records waiting for their time (lost with the process, like everything here). */
+  const timers = new Set<NodeJS.Timeout>();
+  let delayedSeq = 0;
 
   const topicOf = (name: string): Topic => {
     let topic = topics.get(name);
@@ -102,9 +106,10 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     redeliversUnsettled: true,
     concurrentBatches: false,
     durableDeliveryCount: false,
+    delays: true,
   };
 
-  return {
+  const transport: Transport & { reset(): void } = {
     specificationVersion: 'v1',
     name: options.name ?? 'memory',
     capabilities,
@@ -124,6 +129,36 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
       });
       for (const wake of topic.waiters) wake();
       return results;
+    },
+
+    async publishDelayed(name: string, records: readonly DelayedRecord[]): Promise<PublishResult[]> {
+      if (closed) {
+        const error = new ClosedError('memory transport');
+        return records.map(() => ({ ok: false, error }));
+      }
+      return records.map((record) => {
+        const { deliverAt, ...rest } = record;
+        const stored: WireRecord = { ...rest, headers: { ...rest.headers } };
+        // Never early: a timer may fire a millisecond before its time on some platforms.
+        const fire = () => {
+          const left = deliverAt - Date.now();
+          if (left > 0) {
+            const again = setTimeout(() => {
+              timers.delete(again);
+              fire();
+            }, left);
+            timers.add(again);
+            return;
+          }
+          if (!closed) void transport.publish(name, [stored]);
+        };
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          fire();
+        }, Math.max(0, deliverAt - Date.now()));
+        timers.add(timer);
+        return { ok: true, id: `delayed-${delayedSeq++}` };
+      });
     },
 
     async subscribe(subscribeOptions: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
@@ -223,11 +258,16 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     /** Drops every topic and group (between tests). */
     reset() {
       topics.clear();
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
     },
 
     async close() {
       closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       await Promise.all([...subscriptions].map((s) => s.close()));
     },
   };
+  return transport;
 }

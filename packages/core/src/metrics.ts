@@ -13,10 +13,11 @@ export type JobOutcome = 'success' | 'retry' | 'dead_letter';
 /**
  * How a delivered message ended, counted by {@link Metrics.settled}: `handled`, `skipped` (an event
  * the consumer does not subscribe to), `dead_lettered`, or `released` to the broker for redelivery
- * (the consumer was stopping, or the dead letter could not be written). Every delivery ends in
- * exactly one, so "nothing vanished" is checkable: deliveries = handled + skipped + dead_lettered + released.
+ * (the consumer was stopping, or the dead letter could not be written), or `retried` through the
+ * broker (a broker-side retry stored it to come again later). Every delivery ends in exactly one, so
+ * "nothing vanished" is checkable: deliveries = handled + skipped + dead_lettered + released + retried.
  */
-export type MessageOutcome = 'handled' | 'skipped' | 'dead_lettered' | 'released';
+export type MessageOutcome = 'handled' | 'skipped' | 'dead_lettered' | 'released' | 'retried';
 
 export interface PoolStats {
   size: number;
@@ -50,6 +51,16 @@ export interface Metrics {
   poolStats(labels: { transport: string; pool: string }, stats: PoolStats): void;
   /** Messages a group is behind on a topic. */
   lag(labels: { transport: string; group: string; topic: string }, lag: number): void;
+  /**
+   * Delayed messages of a topic stored and not yet due or not yet moved (a gauge), as seen by the
+   * process that moves them (Redis: the sorted set's size; Kafka: the delay tiers' lag).
+   */
+  delayedWaiting(labels: { transport: string; topic: string }, waiting: number): void;
+  /**
+   * A delayed (or broker-retried) message reached a handler `latenessSeconds` after its due time
+   * (`bus-deliver-at`), observed once per delivery.
+   */
+  delayLateness(labels: JobLabels, latenessSeconds: number): void;
 }
 
 const noop = () => {};
@@ -65,4 +76,6 @@ export const noopMetrics: Metrics = {
   settled: noop,
   poolStats: noop,
   lag: noop,
+  delayedWaiting: noop,
+  delayLateness: noop,
 };

@@ -15,8 +15,18 @@ export interface ConsumerDeclaration<E extends string = string> {
 /** Consumer name → declaration. */
 export type ConsumersDeclaration<E extends string = string> = Record<string, ConsumerDeclaration<E>>;
 
-/** Retry of a failing handler, in process, before the message goes to the dead letter. */
+/** Retry of a failing handler before the message goes to the dead letter. */
 export interface RetryOptions {
+  /**
+   * - `in-process`: the consumer sleeps through each back-off holding the message (short back-offs;
+   *   with `concurrency: 1` the consumer's other messages wait meanwhile);
+   * - `redeliver`: the message is handed back to the broker (the group's retry topic, delayed by the
+   *   back-off, attempt count in the `bus-attempt` header) and acknowledged, so the consumer goes on
+   *   at once; later messages of a retrying key are parked behind it. Needs a transport with
+   *   `capabilities.delays`.
+   * @default 'in-process'
+   */
+  mode?: 'in-process' | 'redeliver';
   /** Attempts in all, the first one included. @default 3 */
   attempts?: number;
   /** Delay before the second attempt; doubles each time. @default 100 */
@@ -52,13 +62,18 @@ export interface ModuleDefinition<M extends EventMap, E extends EventName<M> = E
    * so per-key order holds at any concurrency. @default 1
    */
   concurrency?: number;
-  /** @default { attempts: 3, baseDelayMs: 100, maxDelayMs: 5000, jitter: 0.2 } */
+  /** @default { mode: 'in-process', attempts: 3, baseDelayMs: 100, maxDelayMs: 5000, jitter: 0.2 } */
   retry?: RetryOptions;
   /**
    * A message the broker has delivered this many times without it being settled (its consumer
    * crashed each time) goes to the dead letter without running again. @default 5
    */
   maxDeliveries?: number;
+  /**
+   * Retry topic of a consumer group, read by that group only, for `retry.mode: 'redeliver'`.
+   * @default group => `${group}.retry`
+   */
+  retryTopic?: (group: string) => string;
   /** Dead-letter topic of a source topic. @default topic => `${topic}.dlq` */
   deadLetterTopic?: (topic: string) => string;
   /** Where a consumer group that does not exist yet starts. @default 'earliest' */
@@ -90,7 +105,7 @@ export const MODULE_DEFAULTS = {
   startFrom: 'earliest' as StartFrom,
   drainTimeoutMs: 10_000,
   lagIntervalMs: 15_000,
-  retry: { attempts: 3, baseDelayMs: 100, maxDelayMs: 5000, jitter: 0.2 },
+  retry: { mode: 'in-process' as 'in-process' | 'redeliver', attempts: 3, baseDelayMs: 100, maxDelayMs: 5000, jitter: 0.2 },
 } as const;
 
 /**
@@ -131,6 +146,7 @@ export const moduleSchema = opt.object({
   concurrency: opt.int(1, 10_000).default(d.concurrency),
   retry: opt
     .object({
+      mode: opt.oneOf(['in-process', 'redeliver']).default(d.retry.mode),
       attempts: opt.int(1, 100).default(d.retry.attempts),
       baseDelayMs: opt.int(0).default(d.retry.baseDelayMs),
       maxDelayMs: opt.int(0).default(d.retry.maxDelayMs),
@@ -138,6 +154,7 @@ export const moduleSchema = opt.object({
     })
     .default(() => ({ ...d.retry })),
   maxDeliveries: opt.int(1).default(d.maxDeliveries),
+  retryTopic: opt.func<(group: string) => string>().default(() => (group: string) => `${group}.retry`),
   deadLetterTopic: opt.func<(topic: string) => string>().default(() => (topic: string) => `${topic}.dlq`),
   startFrom: opt.oneOf(['earliest', 'latest']).default(d.startFrom),
   drainTimeoutMs: opt.int(0).default(d.drainTimeoutMs),

@@ -9,9 +9,11 @@ import type { IncomingMessage } from './transport.js';
  * - `handled`: the handler succeeded; the message is acknowledged;
  * - `dead_lettered`: it is stored in the dead letter; the message is acknowledged;
  * - `released`: not handled (the consumer is stopping, or the dead letter could not be written);
- *   the broker delivers it again.
+ *   the broker delivers it again;
+ * - `retried`: handed back to the broker to come again later (a broker-side retry, or parked behind
+ *   a retrying message of its key); the message is acknowledged.
  */
-export type Outcome = 'handled' | 'dead_lettered' | 'released';
+export type Outcome = 'handled' | 'dead_lettered' | 'released' | 'retried';
 
 /** The services of the bus, for policies. */
 export interface PolicyServices {
@@ -34,8 +36,10 @@ export interface Delivery {
   readonly labels: JobLabels;
   /** Messages in the batch this one came in. */
   readonly batchSize: number;
-  /** Attempt within this delivery, 1 first; a retry policy raises it. */
+  /** Attempt number, 1 first; a retry policy raises it (a broker-side retry reads it from `bus-attempt`). */
   attempt: number;
+  /** Set once an in-process retry runs the rest of the chain again for this delivery. */
+  retried?: boolean;
   /** Aborted as soon as the consumer starts stopping: start nothing new (a back-off ends in `released`). */
   readonly stopping: AbortSignal;
   /** Aborted when the drain deadline has passed: the handler's `signal`. */
@@ -51,6 +55,14 @@ export interface Delivery {
    * (`DLQ_HEADER`); resolves `true` once stored, `false` when the broker refused it.
    */
   deadLetter(error: unknown, attempts: number): Promise<boolean>;
+  /**
+   * Hands the original record back to the broker, to be delivered to this consumer group only, no
+   * sooner than `deliverAt` (Unix ms), with `attempt` in the `bus-attempt` header (through the
+   * group's retry topic and the transport's delayed delivery). `parked`: the message has not failed,
+   * it waits behind a retrying message of its key. Resolves `true` once stored. Absent when the
+   * transport has no delayed delivery.
+   */
+  retryLater?(deliverAt: number, attempt: number, parked: boolean): Promise<boolean>;
 }
 
 /** The rest of the chain, down to the handler. Throws when the handler failed. */

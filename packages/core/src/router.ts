@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Codec } from './codec.js';
 import { ConsumerActivity } from './drained.js';
 import type { Envelope } from './envelope.js';
-import { BusError, DecodeError } from './errors.js';
+import { BusError, ConfigError, DecodeError } from './errors.js';
 import type { EventMap, Handler, HandlerContext } from './events.js';
 import type { Logger } from './logger.js';
 import type { JobLabels, Metrics } from './metrics.js';
@@ -10,6 +10,7 @@ import { type ConsumersDeclaration, consumersSchema, DRAIN_SLACK_MS, type Resolv
 import { defaultPolicies, defaultPolicyOrder } from './policies/index.js';
 import { errorMessage } from './policies/retry.js';
 import { composePolicies, type Delivery, type Outcome, type Step } from './policy.js';
+import { originTopic, retryRecord } from './retry-topic.js';
 import type { Tracing } from './tracing.js';
 import type { IncomingMessage, Subscription, Transport } from './transport.js';
 import { type EventDefinitions, validating, validationHeaders } from './validation.js';
@@ -84,14 +85,20 @@ export class ModuleRunner {
     await m.onStart?.();
     const declared = typeof m.consumers === 'function' ? await m.consumers() : m.consumers;
     const consumers = consumersSchema.parse(declared, { source: 'bus', path: `modules.${m.name}.consumers` }) as ConsumersDeclaration;
+    const redeliver = m.retry.mode === 'redeliver';
+    if (redeliver && !(this.transport.capabilities.delays && this.transport.publishDelayed)) {
+      throw new ConfigError(`modules.${m.name}.retry.mode`, `is "redeliver" but transport "${this.transport.name}" has no delayed delivery`, m.retry.mode);
+    }
     for (const [consumer, decl] of Object.entries(consumers)) {
       if (this.stopping.signal.aborted) return;
       const run: ConsumerRun = { consumer, group: `${m.name}-${consumer}`, events: new Set<string>(decl.events) };
+      // Broker-side retries come back through the group's own retry topic, read by this group only.
+      const topics = redeliver ? [...decl.topics, m.retryTopic(run.group)] : decl.topics;
       const consumerName = `${hostname()}-${process.pid}-${++memberSeq}`;
       const subscription = await this.transport.subscribe(
         {
           group: run.group,
-          topics: decl.topics,
+          topics,
           batchSize: m.batchSize,
           pollIntervalMs: m.pollIntervalMs,
           startFrom: m.startFrom,
@@ -168,7 +175,7 @@ export class ModuleRunner {
       consumer: run.consumer,
       event: peeked || 'unknown',
       transport: this.transport.name,
-      topic: message.topic,
+      topic: originTopic(message),
     };
     if (this.stopping.signal.aborted) {
       // Stopping: start nothing; the broker gives the message to another member (or the next start).
@@ -210,6 +217,7 @@ export class ModuleRunner {
       isFinal: () => true,
       deadLetter: (error, attempts) => this.deadLetter(message, labels, run.group, error, attempts),
     };
+    if (this.module.retry.mode === 'redeliver') delivery.retryLater = (at, attempt, parked) => this.retryLater(run.group, message, at, attempt, parked);
     let outcome: Outcome;
     try {
       outcome = await this.chain(delivery);
@@ -242,7 +250,7 @@ export class ModuleRunner {
       signal: delivery.deadline,
       message: {
         id: envelope.id,
-        topic: record.topic,
+        topic: originTopic(record),
         key: envelope.key ?? record.key,
         headers: envelope.headers,
         publishedAt: envelope.publishedAt,
@@ -261,12 +269,12 @@ export class ModuleRunner {
   /** Writes the original record to the dead letter with the reason headers; `true` once stored. */
   private async deadLetter(message: IncomingMessage, labels: JobLabels, group: string, error: unknown, attempts: number): Promise<boolean> {
     const reason = errorMessage(error).slice(0, 2000);
-    const topic = this.module.deadLetterTopic(message.topic);
+    const topic = this.module.deadLetterTopic(originTopic(message));
     const headers = { ...message.headers };
     headers[DLQ_HEADER.reason] = reason;
     headers[DLQ_HEADER.error] = BusError.isInstance(error) ? error.code : error instanceof Error ? error.name : typeof error;
     headers[DLQ_HEADER.attempts] = String(attempts);
-    headers[DLQ_HEADER.topic] = message.topic;
+    headers[DLQ_HEADER.topic] = originTopic(message);
     headers[DLQ_HEADER.position] = message.id;
     headers[DLQ_HEADER.group] = group;
     headers[DLQ_HEADER.at] = new Date().toISOString();
@@ -291,6 +299,19 @@ export class ModuleRunner {
       position: message.id,
       error: result && !result.ok ? result.error : undefined,
     });
+    return false;
+  }
+
+  /** Stores `message` in the group's retry topic, due at `deliverAt`; `true` once stored. */
+  private async retryLater(group: string, message: IncomingMessage, deliverAt: number, attempt: number, parked: boolean): Promise<boolean> {
+    const topic = this.module.retryTopic(group);
+    try {
+      const [result] = (await this.transport.publishDelayed?.(topic, [retryRecord(message, deliverAt, attempt, parked)])) ?? [];
+      if (result?.ok) return true;
+      this.log.error('could not store a message for a later retry; it is left for redelivery', { topic, position: message.id, error: result?.error });
+    } catch (error) {
+      this.log.error('could not store a message for a later retry; it is left for redelivery', { topic, position: message.id, error });
+    }
     return false;
   }
 

@@ -1,3 +1,4 @@
+import type { DelayedRecord } from './delay.js';
 import type { Headers, WireRecord } from './envelope.js';
 import type { BusError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -44,6 +45,12 @@ export interface TransportCapabilities {
    * redeliveries within one process.
    */
   durableDeliveryCount: boolean;
+  /**
+   * Delayed delivery: the transport implements {@link Transport.publishDelayed}, and a delayed record
+   * survives the restart of every process (memory: of none) and is never delivered before its time.
+   * @default false (absent)
+   */
+  delays?: boolean;
 }
 
 /** Where a new consumer group starts reading. */
@@ -134,6 +141,15 @@ export interface Transport {
   attach?(context: TransportContext): void;
   /** Writes records to a topic in order; one result per record. Never throws for a single record. */
   publish(topic: string, records: readonly WireRecord[]): Promise<PublishResult[]>;
+  /**
+   * Stores records to be appended to `topic` no sooner than each one's `deliverAt` (Unix ms), and
+   * then within a bounded lateness, as long as one consumer process of the topic is running (the
+   * transport moves due records while it has a subscription; no extra daemon). Each record reaches
+   * the topic once (Redis: exactly once, an atomic move; Kafka: at least once). The result id is the
+   * record's place in the delay store, not its final position. Present exactly when
+   * `capabilities.delays` is true. Never throws for a single record.
+   */
+  publishDelayed?(topic: string, records: readonly DelayedRecord[]): Promise<PublishResult[]>;
   /** Creates the group if needed and starts delivering batches; resolves once reading has begun. */
   subscribe(options: SubscribeOptions, handler: BatchHandler): Promise<Subscription>;
   /** Lag per group and topic, for metrics and `bus status`. */

@@ -25,7 +25,7 @@ describe('configuration errors name the key path and the bad value', () => {
     ['retry.atempts', () => bus().module({ ...base, retry: { atempts: 5 } } as never), '[bus] modules.tasks.retry.atempts is not an option; did you mean "attempts"?, got 5'],
     ['defaultTransprot', () => createBus({ transports: { memory: memoryTransport() }, defaultTransprot: 'memory' } as never), '[bus] defaultTransprot is not an option; did you mean "defaultTransport"?, got "memory"'],
     ['consumer evnets', () => bus().module({ ...base, consumers: { c: { topics: ['t'], evnets: ['a.b'] } } } as never), '[bus] modules.tasks.consumers.c.evnets is not an option; did you mean "events"?, got ["a.b"]'],
-    ['a key far from any', () => bus().module({ ...base, xyzzy: 1 } as never), '[bus] modules.tasks.xyzzy is not an option; known options: name, transport, consumers, handler, batchSize, pollIntervalMs, concurrency, retry, maxDeliveries, deadLetterTopic, startFrom, drainTimeoutMs, lagIntervalMs, middleware, policies, onStart, got 1'],
+    ['a key far from any', () => bus().module({ ...base, xyzzy: 1 } as never), '[bus] modules.tasks.xyzzy is not an option; known options: name, transport, consumers, handler, batchSize, pollIntervalMs, concurrency, retry, maxDeliveries, retryTopic, deadLetterTopic, startFrom, drainTimeoutMs, lagIntervalMs, middleware, policies, onStart, got 1'],
   ];
   for (const [what, make, message] of cases) {
     it(what, () => {

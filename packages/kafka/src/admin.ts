@@ -118,6 +118,13 @@ export class AdminClient {
     this.known.add(topic);
   }
 
+  /** The names of every topic of the cluster (also remembered as known). */
+  async listTopics(): Promise<string[]> {
+    const names = await this.use((admin) => admin.listTopics());
+    for (const name of names) this.known.add(name);
+    return names;
+  }
+
   /**
    * Lag of `group` per topic: high watermark − committed offset, summed over the partitions. A
    * partition the group never committed counts from its low watermark (the group would read it all).

@@ -3,6 +3,7 @@
  *
  * @packageDocumentation
  */
+export { DELAY_TIERS, tierTopics } from './delays.js';
 export { KAFKA_CAPABILITIES, type KafkaTransport, kafka } from './transport.js';
 export {
   DEFAULTS as KAFKA_DEFAULTS,

@@ -155,6 +155,21 @@ export interface KafkaTransportOptions {
   topics?: KafkaTopicOptions;
   /** @default see {@link KafkaConsumerOptions} */
   consumer?: KafkaConsumerOptions;
+  /** Delayed delivery (delay tier topics). @default { fetchWaitMs: 100 } */
+  delays?: KafkaDelayOptions;
+}
+
+/**
+ * Delayed delivery: a delayed record waits in the delay tier topics of its topic
+ * (`<topic>.delay.100ms|1s|10s|1m|10m|1h`), forwarded by every process subscribed to the topic.
+ */
+export interface KafkaDelayOptions {
+  /**
+   * Longest wait of one fetch of the tier forwarder, in ms: a tier partition paused until its head is
+   * due is fetched again at most this late after it resumes, so it bounds the lateness per hop.
+   * @default 100
+   */
+  fetchWaitMs?: number;
 }
 
 const HOUR = 3_600_000;
@@ -280,6 +295,7 @@ export const kafkaSchema = opt.object({
       if (c.maxBytesPerPartition > c.maxBytes) fail(child(at, 'maxBytesPerPartition'), `must not exceed consumer.maxBytes (${c.maxBytes})`, c.maxBytesPerPartition);
     })
     .default(() => ({ ...CONSUMER_DEFAULTS })),
+  delays: opt.object({ fetchWaitMs: opt.int(1, 60_000).default(100) }).default(() => ({ fetchWaitMs: 100 })),
 });
 
 

@@ -14,11 +14,13 @@ import {
   type TransportCapabilities,
   type TransportContext,
   type WireRecord,
+  type DelayedRecord,
 } from '@bus/core';
 import type { Kafka } from 'kafkajs';
 import { AdminClient } from './admin.js';
 import { createClient, toBusError } from './client.js';
 import { type KafkaTransportOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { DelayForwarder, tierTopics, toTierRecord } from './delays.js';
 import { Publisher } from './producer.js';
 import { KafkaSubscription } from './subscription.js';
 
@@ -34,7 +36,12 @@ export const KAFKA_CAPABILITIES: Readonly<TransportCapabilities> = Object.freeze
   concurrentBatches: false,
   // Delivery counts of nacked messages live in the member's memory; a crash starts them again at 1.
   durableDeliveryCount: false,
+  // Delay tier topics, forwarded by every process subscribed to the topic.
+  delays: true,
 });
+
+/** How often a subscribed process looks for delay tiers of its topics that another process created. */
+const DISCOVER_MS = 5000;
 
 /** A {@link Transport} on Apache Kafka, with the options it was made with. */
 export interface KafkaTransport extends Transport, AsyncDisposable {
@@ -78,6 +85,55 @@ export function kafka(options: KafkaTransportOptions): KafkaTransport {
   };
   const subscriptions = new Set<KafkaSubscription>();
   let closing: Promise<void> | undefined;
+  const forwarders = new Map<string, DelayForwarder>();
+  const publishNow = async (topic: string, records: readonly WireRecord[]): Promise<PublishResult[]> => {
+    try {
+      await withinDeadline(admin.ensureTopics([topic]), o.publishTimeoutMs, () => {
+        return new TimeoutError(`[bus/kafka] publish to "${topic}": the topic could not be checked or created within ${o.publishTimeoutMs} ms (publishTimeoutMs)`);
+      });
+    } catch (error) {
+      const failure = toBusError(error, `could not publish to "${topic}"`);
+      return records.map(() => ({ ok: false, error: failure }));
+    }
+    return getPublisher().publish(topic, records);
+  };
+  const forwarderOf = (topic: string): DelayForwarder => {
+    let forwarder = forwarders.get(topic);
+    if (!forwarder) {
+      forwarder = new DelayForwarder(topic, {
+        options: o,
+        client: () => createClient(o, () => logger, `${o.clientId}-delay`),
+        logger: () => logger,
+        metrics: () => metrics,
+        ensureTopics: (topics) => admin.ensureTopics(topics),
+        publish: publishNow,
+        lag: (group, topics) => admin.lag(group, topics),
+      });
+      forwarders.set(topic, forwarder);
+    }
+    return forwarder;
+  };
+  // Forwarders start only for topics whose delay tiers exist: a look at the topic list at each
+  // subscribe and every DISCOVER_MS while some subscribed topic has none (a delayed publish from
+  // another process creates them), and at once on a delayed publish from this process.
+  let discoverTimer: NodeJS.Timeout | undefined;
+  const discover = async () => {
+    const waiting = [...forwarders.entries()].filter(([, f]) => f.wanted && !f.active);
+    if (waiting.length === 0 || closing) return;
+    try {
+      const existing = new Set(await admin.listTopics());
+      for (const [topic, f] of waiting) if (tierTopics(topic).every((t) => existing.has(t))) f.activate();
+    } catch (error) {
+      logger.debug('could not list topics to find delay tiers', { error: (error as Error).message });
+    }
+  };
+  const watchTiers = () => {
+    if (discoverTimer) return;
+    discoverTimer = setInterval(() => {
+      if ([...forwarders.values()].some((f) => f.wanted && !f.active)) void discover();
+    }, DISCOVER_MS);
+    discoverTimer.unref();
+  };
 
   return {
     specificationVersion: 'v1',
@@ -96,15 +152,47 @@ export function kafka(options: KafkaTransportOptions): KafkaTransport {
         return records.map(() => ({ ok: false, error }));
       }
       if (records.length === 0) return [];
+      return publishNow(topic, records);
+    },
+
+    async publishDelayed(topic: string, records: readonly DelayedRecord[]): Promise<PublishResult[]> {
+      if (closing) {
+        const error = new ClosedError('kafka transport');
+        return records.map(() => ({ ok: false, error }));
+      }
+      // A subscription of this process reads the topic: forward its tiers from now on.
       try {
-        await withinDeadline(admin.ensureTopics([topic]), o.publishTimeoutMs, () => {
-          return new TimeoutError(`[bus/kafka] publish to "${topic}": the topic could not be checked or created within ${o.publishTimeoutMs} ms (publishTimeoutMs)`);
+        await withinDeadline(admin.ensureTopics(tierTopics(topic)), o.publishTimeoutMs, () => {
+          return new TimeoutError(`[bus/kafka] publish to "${topic}": its delay tiers could not be checked or created within ${o.publishTimeoutMs} ms (publishTimeoutMs)`);
         });
       } catch (error) {
-        const failure = toBusError(error, `could not publish to "${topic}"`);
+        const failure = toBusError(error, `could not create the delay tiers of "${topic}"`);
         return records.map(() => ({ ok: false, error: failure }));
       }
-      return getPublisher().publish(topic, records);
+      forwarders.get(topic)?.activate();
+      // Each record goes to its first delay tier (or straight to the topic when already due).
+      const now = Date.now();
+      const results: PublishResult[] = new Array(records.length);
+      const byTopic = new Map<string, { index: number[]; records: WireRecord[] }>();
+      records.forEach((record, i) => {
+        const to = toTierRecord(topic, record, now);
+        let group = byTopic.get(to.topic);
+        if (!group) {
+          group = { index: [], records: [] };
+          byTopic.set(to.topic, group);
+        }
+        group.index.push(i);
+        group.records.push(to.record);
+      });
+      await Promise.all(
+        [...byTopic].map(async ([to, group]) => {
+          const sent = await publishNow(to, group.records);
+          sent.forEach((result, j) => {
+            results[group.index[j] as number] = result;
+          });
+        }),
+      );
+      return results;
     },
 
     async subscribe(subscribeOptions: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
@@ -122,7 +210,22 @@ export function kafka(options: KafkaTransportOptions): KafkaTransport {
         await subscription.close();
         throw error;
       }
-      return subscription;
+      // While this process reads a topic, it forwards the topic's delay tiers.
+      const topics = [...new Set(subscribeOptions.topics)];
+      for (const topic of topics) forwarderOf(topic).acquire();
+      await discover();
+      watchTiers();
+      let released: Promise<void> | undefined;
+      return {
+        close: async () => {
+          await subscription.close();
+          released ??= Promise.all(topics.map((topic) => forwarderOf(topic).release())).then(() => {});
+          await released;
+        },
+        [Symbol.asyncDispose]() {
+          return this.close();
+        },
+      } as Subscription;
     },
 
     lag(group: string, topics: readonly string[]): Promise<LagInfo[]> {
@@ -133,6 +236,8 @@ export function kafka(options: KafkaTransportOptions): KafkaTransport {
     close(): Promise<void> {
       closing ??= (async () => {
         await Promise.allSettled([...subscriptions].map((s) => s.close()));
+        clearInterval(discoverTimer);
+        await Promise.allSettled([...forwarders.values()].map((f) => f.halt()));
         await publisher?.close(o.requestTimeoutMs);
         await admin.close();
       })();

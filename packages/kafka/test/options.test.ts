@@ -71,6 +71,7 @@ describe('kafka() options', () => {
       redeliversUnsettled: true,
       concurrentBatches: false,
       durableDeliveryCount: false,
+      delays: true,
     });
     expect(t.capabilities).toBe(KAFKA_CAPABILITIES);
     expect(t.options).toEqual({

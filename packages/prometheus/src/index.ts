@@ -3,6 +3,7 @@ export {
   type BusPromMetrics,
   DEFAULT_COST_BUCKETS,
   DEFAULT_DELAY_BUCKETS,
+  DEFAULT_LATENESS_BUCKETS,
   type PrometheusMetrics,
   type PrometheusOptions,
   prometheus,

@@ -17,6 +17,12 @@ export const DEFAULT_DELAY_BUCKETS: readonly number[] = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
 ];
 
+/**
+ * Default buckets of `messagebus_delay_lateness`, in seconds: 1 ms … 10 min. A delayed message is due
+ * to be handled within ~100 ms of its time; the upper buckets catch a backlog or no running consumer.
+ */
+export const DEFAULT_LATENESS_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600];
+
 /** Options of {@link prometheus}. */
 export interface PrometheusOptions {
   /**
@@ -40,6 +46,11 @@ export interface PrometheusOptions {
    * @default {@link DEFAULT_DELAY_BUCKETS} (1 ms … 1 h)
    */
   delayBuckets?: readonly number[];
+  /**
+   * Upper bounds (seconds) of the `messagebus_delay_lateness` buckets, ascending.
+   * @default {@link DEFAULT_LATENESS_BUCKETS} (1 ms … 10 min)
+   */
+  latenessBuckets?: readonly number[];
 }
 
 type JobLabel = 'module' | 'consumer' | 'event' | 'transport';
@@ -63,11 +74,15 @@ export interface BusPromMetrics {
   deadLettered: Counter<JobLabel | 'reason'>;
   /**
    * `messagebus_messages_total`: every delivered message, once, by how it ended; labels module,
-   * consumer, event, transport, outcome (`handled`, `skipped`, `dead_lettered`, `released`).
+   * consumer, event, transport, outcome (`handled`, `skipped`, `dead_lettered`, `released`, `retried`).
    */
   messages: Counter<JobLabel | 'outcome'>;
   /** `messagebus_consumer_lag`: messages a group is behind on a topic; labels transport, group, topic. */
   consumerLag: Gauge<'transport' | 'group' | 'topic'>;
+  /** `messagebus_delayed_waiting`: delayed messages of a topic stored and not yet moved to it; labels transport, topic. */
+  delayedWaiting: Gauge<'transport' | 'topic'>;
+  /** `messagebus_delay_lateness`: handling start − due time of a delayed or broker-retried message, seconds. */
+  delayLateness: Histogram<JobLabel>;
   /** `messagebus_pool_size`: connections in a pool; labels transport, pool. */
   poolSize: Gauge<'transport' | 'pool'>;
   /** `messagebus_pool_in_use`: connections borrowed from a pool. */
@@ -97,8 +112,10 @@ const MAX_REASON = 64;
  * - `messagebus_published_total`: transport, topic, event, outcome (`ok`, `error`)
  * - `messagebus_consumed_total`, `messagebus_skipped_total`, `messagebus_retried_total`: module, consumer, event, transport
  * - `messagebus_dead_lettered_total`: module, consumer, event, transport, reason
- * - `messagebus_messages_total`: module, consumer, event, transport, outcome (`handled`, `skipped`, `dead_lettered`, `released`)
+ * - `messagebus_messages_total`: module, consumer, event, transport, outcome (`handled`, `skipped`, `dead_lettered`, `released`, `retried`)
  * - `messagebus_consumer_lag` gauge: transport, group, topic
+ * - `messagebus_delayed_waiting` gauge: transport, topic
+ * - `messagebus_delay_lateness` histogram (s): module, consumer, event, transport
  * - `messagebus_pool_size`, `messagebus_pool_in_use`, `messagebus_pool_waiting` gauges: transport, pool
  *
  * Registration is eager (at this call); nothing is served: expose the registry with
@@ -122,6 +139,7 @@ export function prometheus(options: PrometheusOptions = {}): PrometheusMetrics {
   }
   const costBuckets = buckets(r, 'costBuckets', options.costBuckets, DEFAULT_COST_BUCKETS);
   const delayBuckets = buckets(r, 'delayBuckets', options.delayBuckets, DEFAULT_DELAY_BUCKETS);
+  const latenessBuckets = buckets(r, 'latenessBuckets', options.latenessBuckets, DEFAULT_LATENESS_BUCKETS);
   const name = (base: string) => (namespace ? `${namespace}_${base}` : base);
   const make = <M extends Counter<string> | Gauge<string> | Histogram<string>>(
     type: 'counter' | 'gauge' | 'histogram',
@@ -177,11 +195,22 @@ export function prometheus(options: PrometheusOptions = {}): PrometheusMetrics {
     deadLettered: counter('messagebus_dead_lettered_total', 'Messages written to the dead letter (reason: error code or class).', [...JOB_LABELS, 'reason']),
     messages: counter(
       'messagebus_messages_total',
-      'Delivered messages by how they ended (outcome: handled, skipped, dead_lettered, released for redelivery).',
+      'Delivered messages by how they ended (outcome: handled, skipped, dead_lettered, released for redelivery, retried through the broker).',
       [...JOB_LABELS, 'outcome'],
     ),
     // Every worker of a group sees the same lag: across cluster workers take the largest, not the sum.
     consumerLag: gauge('messagebus_consumer_lag', 'Messages a consumer group is behind on a topic.', ['transport', 'group', 'topic'], 'max'),
+    // Every moving process reads the same sorted set / tiers: take the largest, not the sum.
+    delayedWaiting: gauge('messagebus_delayed_waiting', 'Delayed messages of a topic stored and not yet delivered to it.', ['transport', 'topic'], 'max'),
+    delayLateness: make('histogram', 'messagebus_delay_lateness', JOB_LABELS, (n) =>
+      new Histogram({
+        name: n,
+        help: 'Time from the due time of a delayed (or broker-retried) message to the start of its handling, in seconds.',
+        labelNames: JOB_LABELS,
+        buckets: [...latenessBuckets],
+        registers,
+      }),
+    ),
     poolSize: gauge('messagebus_pool_size', 'Connections in a pool.', ['transport', 'pool'], 'sum'),
     poolInUse: gauge('messagebus_pool_in_use', 'Connections borrowed from a pool.', ['transport', 'pool'], 'sum'),
     poolWaiting: gauge('messagebus_pool_waiting', 'Callers waiting for a pooled connection.', ['transport', 'pool'], 'sum'),
@@ -226,6 +255,12 @@ export function prometheus(options: PrometheusOptions = {}): PrometheusMetrics {
     },
     lag(labels, lag) {
       guard(() => m.consumerLag.set({ transport: labels.transport, group: labels.group, topic: labels.topic }, lag));
+    },
+    delayedWaiting(labels, waiting) {
+      guard(() => m.delayedWaiting.set({ transport: labels.transport, topic: labels.topic }, waiting));
+    },
+    delayLateness(labels, latenessSeconds) {
+      guard(() => m.delayLateness.observe(job(labels), latenessSeconds));
     },
   };
 }

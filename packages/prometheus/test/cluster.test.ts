@@ -33,7 +33,7 @@ describe('clusterMetricsServer with a node:cluster primary and 2 workers', { tim
       format: 'esm',
       target: 'node20',
       external: ['prom-client'],
-      alias: { '@bus/core': here('../../core/src/index.ts') },
+      alias: { '@bus/core/kit': here('../../core/src/kit/index.ts'), '@bus/core': here('../../core/src/index.ts') },
       logLevel: 'silent',
     });
     primary = spawn(process.execPath, [bundle], { stdio: ['pipe', 'pipe', 'pipe'] });

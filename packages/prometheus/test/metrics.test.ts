@@ -108,6 +108,15 @@ describe('prometheus() on a running bus', () => {
     expect(await sample(registry, 'messagebus_consumer_lag', { group: 'shop-billing-external', topic: 'orders' })).toBe(42);
   });
 
+  it('maps delayed messages waiting to a gauge and lateness to a histogram', async () => {
+    const m = prometheus({ registry });
+    m.delayedWaiting({ transport: 'redis', topic: 'reminders' }, 17);
+    m.delayLateness({ module: 'shop', consumer: 'reminders', event: 'reminder.due', transport: 'redis', topic: 'reminders' }, 0.004);
+    expect(await sample(registry, 'messagebus_delayed_waiting', { transport: 'redis', topic: 'reminders' })).toBe(17);
+    expect(await sample(registry, 'messagebus_delay_lateness_count', { module: 'shop', consumer: 'reminders' })).toBe(1);
+    expect(await sample(registry, 'messagebus_delay_lateness_bucket', { consumer: 'reminders', le: '0.005' })).toBe(1);
+  });
+
   it('produces an exposition that `promtool check metrics` accepts', async () => {
     const text = await registry.metrics();
     expect(text).toContain('# TYPE messagebus_job_cost histogram');
@@ -124,7 +133,7 @@ describe('prometheus() options and registry', () => {
     const b = prometheus({ registry });
     expect(b.metrics.jobCost).toBe(a.metrics.jobCost);
     expect(b.metrics.consumerLag).toBe(a.metrics.consumerLag);
-    expect(registry.getMetricsAsArray()).toHaveLength(12);
+    expect(registry.getMetricsAsArray()).toHaveLength(14);
   });
 
   it('uses the default registry by default', () => {

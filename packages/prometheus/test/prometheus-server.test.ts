@@ -37,6 +37,8 @@ describe('a real Prometheus server scraping the bus', { timeout: 40_000 }, () =>
     producer = setInterval(() => {
       n++;
       void bus.publish('tasks', n % 5 === 0 ? 'task.failed' : 'task.done', { n }).catch(() => {});
+      // Delayed ones too, for the lateness panel.
+      if (n % 3 === 0) void bus.publish('tasks', 'task.done', { n }, { delayMs: 30 }).catch(() => {});
     }, 50);
   }, 40_000);
 
@@ -101,7 +103,7 @@ describe('a real Prometheus server scraping the bus', { timeout: 40_000 }, () =>
     while (Date.now() < deadline) {
       const body = (await (await fetch(`${server.url}/api/v1/rules`)).json()) as { data: { groups: { rules: typeof rules }[] } };
       rules = body.data.groups.flatMap((g) => g.rules);
-      if (rules.length === 6 && rules.every((r) => r.health === 'ok')) break;
+      if (rules.length === 8 && rules.every((r) => r.health === 'ok')) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     expect(rules.map((r) => `${r.name}:${r.health}${r.lastError ?? ''}`).sort()).toEqual(
@@ -109,6 +111,8 @@ describe('a real Prometheus server scraping the bus', { timeout: 40_000 }, () =>
         'MessageBusConsumerLagGrowing',
         'MessageBusDeadLetters',
         'MessageBusDeadLettersRising',
+        'MessageBusDelayedDeliveryLate',
+        'MessageBusDelayedPilingUp',
         'MessageBusHighDelay',
         'MessageBusPoolExhausted',
         'MessageBusPublishErrors',

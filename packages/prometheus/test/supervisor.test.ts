@@ -21,7 +21,7 @@ beforeAll(async () => {
     format: 'esm',
     target: 'node20',
     external: ['prom-client'],
-    alias: { '@bus/core': here('../../core/src/index.ts'), '@bus/runtime': here('../../runtime/src/index.ts') },
+    alias: { '@bus/core/kit': here('../../core/src/kit/index.ts'), '@bus/core': here('../../core/src/index.ts'), '@bus/runtime': here('../../runtime/src/index.ts') },
     logLevel: 'silent',
   });
 });

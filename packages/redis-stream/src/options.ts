@@ -105,6 +105,13 @@ export interface RedisStreamOptions {
    */
   nackDelayMs?: number;
   /**
+   * Longest wait, in ms, of a subscribed process between two looks at a topic's delayed messages
+   * (the sorted set `<stream>:bus-delayed`); it also wakes at the earliest known due time. Bounds
+   * the lateness of a delayed message published while the mover sleeps.
+   * @default 50
+   */
+  delayPollMs?: number;
+  /**
    * Consumers of a group idle longer than this and with no pending entry are removed
    * (`XGROUP DELCONSUMER`), in ms; `0` turns this off.
    * @default 3600000 (1 hour)
@@ -174,6 +181,7 @@ export const redisStreamSchema = opt.object({
   claimIdleMs: opt.int(100, DAY).default(30_000),
   claimIntervalMs: opt.int(10, DAY).default(5000),
   nackDelayMs: opt.int(0, DAY).optional(),
+  delayPollMs: opt.int(1, 60_000).default(50),
   consumerIdleTimeoutMs: opt.int(0, 30 * DAY).default(3_600_000),
   binary: opt.boolean().default(false),
   trim: opt

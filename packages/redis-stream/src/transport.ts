@@ -18,10 +18,12 @@ import {
   type TransportCapabilities,
   type TransportContext,
   type WireRecord,
+  type DelayedRecord,
 } from '@bus/core';
 import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, targetOfOptions, toBusError } from './client.js';
 import { type Command, num, parseFlat, pipeline } from './commands.js';
 import { type RedisClient, type RedisStreamOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { addDelayed, DelayMover } from './delays.js';
 import { openSubscription } from './subscription.js';
 import { toFields } from './wire.js';
 
@@ -46,6 +48,8 @@ const CAPABILITIES: TransportCapabilities = Object.freeze({
   concurrentBatches: false,
   // The pending-entries list counts deliveries on the server.
   durableDeliveryCount: true,
+  // A sorted set per topic, moved into the stream by a script run by every subscribed process.
+  delays: true,
 });
 
 /**
@@ -72,6 +76,15 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
   const subscriptions = new Set<Subscription>();
   let closing: Promise<void> | undefined;
   const streamKey = (topic: string) => o.keyPrefix + topic;
+  const movers = new Map<string, DelayMover>();
+  const moverOf = (topic: string): DelayMover => {
+    let mover = movers.get(topic);
+    if (!mover) {
+      mover = new DelayMover(topic, streamKey(topic), o, withClient, () => trimArgs(o.trim), () => metrics, () => logger);
+      movers.set(topic, mover);
+    }
+    return mover;
+  };
 
   const poolOf = (): Pool<RedisClient> => {
     pool ??= createPool<RedisClient>(
@@ -164,6 +177,22 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
       return results;
     },
 
+    async publishDelayed(topic: string, records: readonly DelayedRecord[]): Promise<PublishResult[]> {
+      if (closing) {
+        const error = new ClosedError(`transport "${o.name}"`);
+        return records.map(() => ({ ok: false, error }));
+      }
+      try {
+        const results = await withClient((client) => addDelayed(client, streamKey(topic), topic, records, o));
+        // This process moves the topic: it need not wait for its next look (a short delay may be due first).
+        movers.get(topic)?.wake();
+        return results;
+      } catch (error) {
+        const busError = toBusError(error, o.name, `could not publish delayed records to "${topic}"`);
+        return records.map(() => ({ ok: false, error: busError }));
+      }
+    },
+
     async subscribe(subscribeOptions: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
       if (closing) throw new ClosedError(`transport "${o.name}"`);
       if (clusterMode === undefined) {
@@ -189,7 +218,17 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
         throw new ClosedError(`transport "${o.name}"`);
       }
       subscriptions.add(subscription);
-      return subscription;
+      // While this process reads a topic, it moves the topic's due delayed entries into the stream.
+      const topics = [...new Set(subscribeOptions.topics)];
+      for (const topic of topics) moverOf(topic).acquire();
+      let released: Promise<void> | undefined;
+      return {
+        close: async () => {
+          await subscription.close();
+          released ??= Promise.all(topics.map((topic) => moverOf(topic).release())).then(() => {});
+          await released;
+        },
+      };
     },
 
     /** Lag and pending count per topic from `XINFO GROUPS` (the bus reports them to metrics). */
@@ -209,6 +248,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     close() {
       closing ??= (async () => {
         await Promise.allSettled([...subscriptions].map((s) => s.close()));
+        await Promise.allSettled([...movers.values()].map((m) => m.halt()));
         await pool?.close();
       })();
       return closing;

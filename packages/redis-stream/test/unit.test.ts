@@ -63,6 +63,7 @@ describe('option validation (at construction, naming the key path)', () => {
       redeliversUnsettled: true,
       concurrentBatches: false,
       durableDeliveryCount: true,
+      delays: true,
     });
     await t.close();
     await t.close();

@@ -3,10 +3,11 @@ import type { RetryPolicy } from '../retry.js';
 import { deadLetterPolicy } from './dead-letter.js';
 import { maxDeliveriesPolicy } from './max-deliveries.js';
 import { metricsPolicy } from './metrics.js';
+import { redeliveryRetryPolicy } from './redeliver.js';
 import { retryPolicy } from './retry.js';
 import { tracingPolicy } from './tracing.js';
 
-export { deadLetterPolicy, maxDeliveriesPolicy, metricsPolicy, retryPolicy, tracingPolicy };
+export { deadLetterPolicy, maxDeliveriesPolicy, metricsPolicy, redeliveryRetryPolicy, retryPolicy, tracingPolicy };
 
 /** The policies a module gets by default, built from its options. */
 export interface DefaultPolicies {
@@ -17,13 +18,16 @@ export interface DefaultPolicies {
   metrics: Policy;
 }
 
-/** The default policies of a module, from its `retry` and `maxDeliveries` options. */
+/**
+ * The default policies of a module, from its `retry` and `maxDeliveries` options (`retry` is
+ * {@link redeliveryRetryPolicy} with `retry.mode: 'redeliver'`, {@link retryPolicy} otherwise).
+ */
 export function defaultPolicies(options: { retry: RetryPolicy; maxDeliveries: number }): DefaultPolicies {
   return {
     deadLetter: deadLetterPolicy(),
     maxDeliveries: maxDeliveriesPolicy(options.maxDeliveries),
     tracing: tracingPolicy(),
-    retry: retryPolicy(options.retry),
+    retry: options.retry.mode === 'redeliver' ? redeliveryRetryPolicy(options.retry) : retryPolicy(options.retry),
     metrics: metricsPolicy(),
   };
 }

@@ -1,9 +1,10 @@
+import { deliverAtOf } from '../delay.js';
 import { noopMetrics } from '../metrics.js';
 import type { Policy } from '../policy.js';
 
 /**
  * Reports each handler attempt to the bus's `Metrics`: `jobStarted` with the delay since publish on
- * the first attempt, then `jobFinished` with its cost and outcome (`success`; `retry` when another
+ * the first attempt of a delivery (and `delayLateness` for a delayed or broker-retried message), then `jobFinished` with its cost and outcome (`success`; `retry` when another
  * attempt follows; `dead_letter` when it was the last). Place it inside the retry policy so it sees
  * every attempt.
  */
@@ -13,7 +14,12 @@ export function metricsPolicy(): Policy {
     // Without metrics, skip the clock reads and the extra await of every attempt.
     if (metrics === noopMetrics) return next(delivery);
     const { labels } = delivery;
-    if (delivery.attempt === 1) metrics.jobStarted(labels, Math.max(0, (Date.now() - delivery.envelope.publishedAt) / 1000));
+    if (!delivery.retried) {
+      const now = Date.now();
+      metrics.jobStarted(labels, Math.max(0, (now - delivery.envelope.publishedAt) / 1000));
+      const due = deliverAtOf(delivery.record.headers);
+      if (due !== undefined) metrics.delayLateness(labels, Math.max(0, (now - due) / 1000));
+    }
     const started = performance.now();
     try {
       const outcome = await next(delivery);

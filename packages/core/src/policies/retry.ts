@@ -32,6 +32,7 @@ export function retryPolicy(policy: RetryPolicy): Policy {
         services.logger.warn('handler failed, retrying', { consumer, event: envelope.event, id: envelope.id, attempt, delay, error });
         if (!(await sleep(delay, delivery.stopping))) return 'released';
         delivery.attempt = attempt + 1;
+        delivery.retried = true;
       }
     }
   };

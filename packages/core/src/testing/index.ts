@@ -62,3 +62,5 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+export { type DelayTestApi, type DelayTestOptions, delayTests } from './delays.js';

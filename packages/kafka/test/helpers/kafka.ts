@@ -71,10 +71,10 @@ export interface DedicatedBroker {
  * BUS_KAFKA_RUN_DIR / BUS_KAFKA_PORT / BUS_KAFKA_CONTROLLER_PORT), for tests that stop the broker:
  * the shared broker is never restarted.
  */
-export async function startDedicatedBroker(): Promise<DedicatedBroker> {
+export async function startDedicatedBroker(ports?: { port: number; controller: number }): Promise<DedicatedBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'bus-kafka-test-'));
-  const port = await freePort();
-  let controller = await freePort();
+  const port = ports?.port ?? (await freePort());
+  let controller = ports?.controller ?? (await freePort());
   while (controller === port) controller = await freePort();
   const env = {
     ...process.env,

@@ -28,8 +28,8 @@ export interface RedisServer {
  * A private redis-server on a free loopback port with AOF persistence (`appendfsync always`, so even a
  * SIGKILL loses no acknowledged write), for restart and crash tests.
  */
-export async function startRedisServer(): Promise<RedisServer> {
-  const port = await freePort();
+export async function startRedisServer(fixedPort?: number): Promise<RedisServer> {
+  const port = fixedPort ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'bus-redis-test-'));
   let child: ChildProcess | undefined;
 
