@@ -128,7 +128,7 @@ const SECURITY_HEADERS = {
  */
 export function createBoard(options: BoardOptions): Board {
   const r = new OptionReader('board', 'options');
-  r.object('<root>', options);
+  r.closed(r.object('<root>', options), ['bus', 'modules', 'counters', 'token', 'authorize', 'basePath', 'deadLetters', 'pageSize', 'workers', 'allowedHosts']);
   const source = r.object('bus', options.bus) as unknown as BoardSource;
   r.object('bus.transports', source.transports);
   const modules = options.modules ?? [];

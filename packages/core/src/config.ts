@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.js';
+import { rejectUnknownKeys } from './kit/schema.js';
 
 /**
  * Small validators for options, each naming the option's path on failure. Drivers use them too, with
@@ -13,6 +14,17 @@ export class OptionReader {
 
   private path(key: string): string {
     return this.base ? `${this.base}.${key}` : key;
+  }
+
+  /**
+   * Rejects keys of the options object `value` (at this reader's path) that `known` does not list,
+   * with the full key path and "did you mean …?". Returns `value` for chaining.
+   */
+  closed<T>(value: T, known: readonly string[]): T {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      rejectUnknownKeys(value as Record<string, unknown>, known, { source: this.source, path: this.base });
+    }
+    return value;
   }
 
   fail(key: string, expectation: string, value: unknown): never {

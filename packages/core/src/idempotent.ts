@@ -79,7 +79,7 @@ export const IDEMPOTENT_DEFAULTS = { ttlMs: 86_400_000, leaseMs: 30_000 } as con
  */
 export function idempotent<M extends EventMap = EventMap>(options: IdempotentOptions): Middleware<M> {
   const r = new OptionReader('bus', 'idempotent');
-  const o = r.object('options', options) as Record<string, unknown>;
+  const o = r.closed(r.object('options', options), ['store', 'ttlMs', 'leaseMs', 'waitMs', 'pollMs', 'key', 'onDuplicate', 'logger']) as Record<string, unknown>;
   const store = r.object('store', o.store) as unknown as IdempotencyStore;
   for (const method of ['acquire', 'extend', 'complete', 'release'] as const) r.at('store').func(method, store[method]);
   const ttlMs = r.int('ttlMs', o.ttlMs, IDEMPOTENT_DEFAULTS.ttlMs, 1);

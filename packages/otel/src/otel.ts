@@ -77,7 +77,7 @@ const defaultSystem = (transport: string): string =>
  */
 export function otel(options: OtelOptions = {}): Tracing {
   const r = new OptionReader('bus/otel', '');
-  r.object('options', options);
+  r.closed(r.object('options', options), ['tracerProvider', 'propagator', 'system', 'processParent']);
   const system = r.func<(transport: string) => string>('system', options.system, true) ?? defaultSystem;
   const parentMode = r.oneOf('processParent', options.processParent, ['child', 'link'], 'child');
   if (options.tracerProvider !== undefined && typeof options.tracerProvider?.getTracer !== 'function') {

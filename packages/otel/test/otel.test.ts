@@ -74,6 +74,7 @@ describe('otel() details', () => {
   it('validates options, naming the option', () => {
     expect(() => otel({ processParent: 'sibling' as 'link' })).toThrow(ConfigError);
     expect(() => otel({ processParent: 'sibling' as 'link' })).toThrow('[bus/otel] processParent must be one of "child", "link"');
+    expect(() => otel({ processparent: 'link' } as never)).toThrow('[bus/otel] processparent is not an option; did you mean "processParent"?');
     expect(() => otel({ system: 'kafka' as unknown as () => string })).toThrow('[bus/otel] system must be a function');
     expect(() => otel({ tracerProvider: {} as never })).toThrow('[bus/otel] tracerProvider must be a TracerProvider');
     expect(() => otel({ propagator: { inject() {} } as never })).toThrow('[bus/otel] propagator must be a TextMapPropagator');

@@ -96,7 +96,7 @@ export function pgOutbox<D extends EventDefinitions>(options: PgOutboxOptions & 
 export function pgOutbox<M extends EventMap = EventMap>(options: PgOutboxOptions): PgOutbox<M>;
 export function pgOutbox<M extends EventMap = EventMap>(options: PgOutboxOptions): PgOutbox<M> {
   const r = new OptionReader('bus/outbox', 'outbox');
-  const o = r.object('options', options) as Record<string, unknown>;
+  const o = r.closed(r.object('options', options), ['pool', 'schema', 'codec', 'source', 'events', 'notify', 'logger']) as Record<string, unknown>;
   if (typeof (o.pool as PgPool | undefined)?.connect !== 'function' || !isQueryable(o.pool)) r.fail('pool', 'must be a pg Pool', o.pool);
   const schema = readSchema(r, o.schema);
   const codec = (o.codec as Codec | undefined) ?? jsonCodec(options.source === undefined ? {} : { source: options.source });

@@ -53,7 +53,7 @@ interface Row {
  */
 export function startRelay(ctx: RelayContext, options: RelayOptions): Relay {
   const r = new OptionReader('bus/outbox', 'relay');
-  r.object('options', options);
+  r.closed(r.object('options', options), ['batchSize', 'pollIntervalMs', 'afterSend', 'errorBackoffMs', 'onStats', 'statsIntervalMs']);
   const batchSize = r.int('batchSize', options.batchSize, 100, 1, 10_000);
   const pollIntervalMs = r.int('pollIntervalMs', options.pollIntervalMs, 1000, 1);
   const afterSend = r.oneOf('afterSend', options.afterSend, ['delete', 'mark'], 'delete');

@@ -28,7 +28,7 @@ export interface ClusterMetricsServerOptions {
  */
 export async function clusterMetricsServer(options: ClusterMetricsServerOptions = {}): Promise<MetricsServer> {
   const r = new OptionReader('bus/prometheus', '');
-  r.object('options', options);
+  r.closed(r.object('options', options), ['port', 'host', 'path']);
   if (!cluster.isPrimary) r.fail('clusterMetricsServer', 'must be called in the node:cluster primary', 'a worker');
   const aggregator = new AggregatorRegistry();
   return serve(r, options, metricsHandler({ metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }));

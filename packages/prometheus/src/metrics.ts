@@ -128,7 +128,7 @@ const MAX_REASON = 64;
  */
 export function prometheus(options: PrometheusOptions = {}): PrometheusMetrics {
   const r = new OptionReader('bus/prometheus', '');
-  r.object('options', options);
+  r.closed(r.object('options', options), ['registry', 'namespace', 'costBuckets', 'delayBuckets', 'latenessBuckets']);
   const registry = options.registry ?? register;
   if (typeof (registry as Partial<Registry>)?.getSingleMetric !== 'function' || typeof (registry as Partial<Registry>).registerMetric !== 'function') {
     r.fail('registry', 'must be a prom-client Registry', registry);

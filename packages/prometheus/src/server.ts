@@ -71,7 +71,7 @@ export interface MetricsServer extends AsyncDisposable {
  */
 export async function startMetricsServer(options: MetricsServerOptions = {}): Promise<MetricsServer> {
   const r = new OptionReader('bus/prometheus', '');
-  r.object('options', options);
+  r.closed(r.object('options', options), ['port', 'host', 'path', 'registry']);
   const registry = options.registry ?? register;
   if (typeof (registry as Partial<Registry>)?.metrics !== 'function') r.fail('registry', 'must be a prom-client Registry', registry);
   return serve(r, options, metricsHandler(registry));

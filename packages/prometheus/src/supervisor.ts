@@ -44,6 +44,7 @@ export interface SupervisorMetricsServerOptions {
  */
 export async function supervisorMetricsServer(supervisor: Supervisor, options: SupervisorMetricsServerOptions = {}): Promise<MetricsServer> {
   const r = new OptionReader('bus/prometheus', '');
+  r.closed(options, ['port', 'host', 'path', 'timeoutMs']);
   if (typeof (supervisor as Partial<Supervisor> | undefined)?.askWorkers !== 'function') {
     r.fail('supervisor', 'must be a Supervisor (supervise() of @bus/core)', supervisor);
   }

@@ -160,6 +160,7 @@ describe('prometheus() options and registry', () => {
 
   it('validates options, naming the option', () => {
     expect(() => prometheus({ namespace: 'bad-name' })).toThrow('[bus/prometheus] namespace must be a valid Prometheus metric name prefix');
+    expect(() => prometheus({ namspace: 'app' } as never)).toThrow('[bus/prometheus] namspace is not an option; did you mean "namespace"?');
     expect(() => prometheus({ costBuckets: [1, 0.5] })).toThrow('[bus/prometheus] costBuckets[1] must be greater than the bucket before it');
     expect(() => prometheus({ delayBuckets: [] })).toThrow('[bus/prometheus] delayBuckets must be a non-empty array');
     expect(() => prometheus({ registry: {} as Registry })).toThrow('[bus/prometheus] registry must be a prom-client Registry');

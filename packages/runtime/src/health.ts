@@ -22,6 +22,7 @@ export interface HealthServer {
  */
 export function healthServer(options: HealthOptions & { check: () => { ready: boolean; detail?: unknown } }): Promise<HealthServer> {
   const r = new OptionReader('bus/runtime', 'health');
+  r.closed(options, ['port', 'host', 'check']);
   const port = r.int('port', options.port, 0, 0, 65535);
   const host = r.string('host', options.host, '127.0.0.1');
   const server: Server = createServer((req, res) => {

@@ -160,7 +160,7 @@ interface ResolvedGroup {
  */
 export function supervise(options: SuperviseOptions): Supervisor {
   const r: OptionReader = new OptionReader('bus/runtime', 'supervise');
-  r.object('options', options);
+  r.closed(r.object('options', options), ['script', 'args', 'execArgv', 'env', 'cwd', 'groups', 'logger', 'handleSignals']);
   const script = r.string('script', options.script);
   const baseArgs = options.args ?? [];
   const execArgv = options.execArgv ?? process.execArgv;
@@ -169,7 +169,7 @@ export function supervise(options: SuperviseOptions): Supervisor {
   if (!Array.isArray(rawGroups) || rawGroups.length === 0) r.fail('groups', 'must be a non-empty array', rawGroups);
   const groups: ResolvedGroup[] = (rawGroups as WorkerGroupOptions[]).map((g, i) => {
     const gr = r.at(`groups[${i}]`);
-    gr.object('<group>', g);
+    gr.closed(gr.object('<group>', g), ['name', 'processes', 'args', 'env', 'restartDelayMs', 'maxRestartDelayMs', 'stableAfterMs', 'killTimeoutMs', 'health']);
     const restartDelayMs = gr.int('restartDelayMs', g.restartDelayMs, 1000, 0);
     const health = gr.object('health', g.health, true) as HealthOptions | undefined;
     if (health) gr.at('health').int('port', health.port, 0, 0, 65535);

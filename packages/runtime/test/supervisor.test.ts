@@ -163,6 +163,8 @@ describe('supervise()', () => {
   it('checks its options, naming the key', () => {
     expect(() => supervise({ script: WORKER, groups: [] })).toThrow('[bus/runtime] supervise.groups must be a non-empty array');
     expect(() => supervise({ script: WORKER, groups: [{ name: 'g', processes: 0 }] })).toThrow('[bus/runtime] supervise.groups[0].processes must be an integer from 1 to 1024, got 0');
+    expect(() => supervise({ script: WORKER, groups: [{ name: 'g', procesess: 2 } as never] })).toThrow('[bus/runtime] supervise.groups[0].procesess is not an option; did you mean "processes"?');
+    expect(() => supervise({ script: WORKER, group: [] } as never)).toThrow('[bus/runtime] supervise.group is not an option; did you mean "groups"?');
   });
 });
 
