@@ -74,9 +74,9 @@ const COMMANDS: [string, string[]][] = [
 
 describe('bus commands against a broker that will not serve them', () => {
   const cases: [string, Record<string, string>, RegExp][] = [
-    // The driver's own words get better with its AuthError (WRONGPASS / NOAUTH); the CLI prints what it has.
-    ['a wrong password', { REDIS_URL: `redis://:${WRONG}@127.0.0.1:${PORT}` }, /WRONGPASS|could not connect|exhausted|no answer/],
-    ['no password', { REDIS_URL: `redis://127.0.0.1:${PORT}` }, /NOAUTH|could not connect|exhausted|no answer/],
+    // The driver's AuthError keeps Redis's own words; every command prints them.
+    ['a wrong password', { REDIS_URL: `redis://:${WRONG}@127.0.0.1:${PORT}` }, /WRONGPASS/],
+    ['no password', { REDIS_URL: `redis://127.0.0.1:${PORT}` }, /NOAUTH/],
     ['an unreachable Redis', { REDIS_URL: 'redis://127.0.0.1:1' }, /ECONNREFUSED|could not connect|exhausted|no answer/],
     ['an unreachable Kafka', { BUS_TEST_TRANSPORT: 'kafka', KAFKA_BROKERS: '127.0.0.1:1' }, /ECONNREFUSED/],
   ];
