@@ -151,8 +151,8 @@ const clusterNode = opt.custom<ClusterNode>((node, at) => {
 export const redisStreamSchema = opt.object({
   name: opt.string().default('redis'),
   url: opt.custom<string>((v, at) => {
-    if (typeof v !== 'string' || !isUrl(v.trim())) fail(at, 'must start with redis:// or rediss://', v);
-    return v.trim();
+    if (typeof v !== 'string' || !isUrl(v)) fail(at, 'must start with redis:// or rediss:// (no spaces around it)', v);
+    return v;
   }).optional(),
   connection: opt.custom<RedisOptions>((v, at) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(at, 'must be an object (ioredis options)', v);

@@ -235,7 +235,7 @@ describe('redaction', () => {
     const observers = recordingObservers();
     type Events = { 'job.created': { n: number } };
     const topic = `jobs-${randomUUID().slice(0, 6)}`;
-    const good = createBus<Events>({ transports: { redis: make({ url: `redis://:${SECRET}@127.0.0.1:${PORT.password}` }) }, logger, ...observers });
+    const good = createBus<Events>({ transports: { redis: make({ url: `redis://:${SECRET}@127.0.0.1:${PORT.password}` }) }, logger, metrics: observers.metrics, tracing: observers.tracing });
     const handled: number[] = [];
     good.module({ name: 'm', pollIntervalMs: 100, consumers: { c: { topics: [topic], events: ['job.created'] } }, handler: (ctx) => void handled.push(ctx.payload.n) });
     await good.start();
@@ -244,7 +244,7 @@ describe('redaction', () => {
     while (handled.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await good.close();
     expect(handled).toEqual([1]);
-    const bad = createBus<Events>({ transports: { redis: make({ url: `redis://:wrong-${SECRET}@127.0.0.1:${PORT.password}` }) }, logger, ...observers });
+    const bad = createBus<Events>({ transports: { redis: make({ url: `redis://:wrong-${SECRET}@127.0.0.1:${PORT.password}` }) }, logger, metrics: observers.metrics, tracing: observers.tracing });
     const failed = await bad.publish(topic, 'job.created', { n: 2 }).catch((e: unknown) => e);
     seen.push(stringify(failed));
     await bad.close();
