@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Codec } from './codec.js';
+import { KeyedDispatcher } from './dispatcher.js';
 import { ConsumerActivity } from './drained.js';
 import type { Envelope } from './envelope.js';
 import { BusError, DecodeError } from './errors.js';
@@ -41,6 +42,17 @@ interface ConsumerRun {
   consumer: string;
   group: string;
   events: Set<string>;
+  /** Concurrency > 1: the consumer's slots and key order, shared by every batch. */
+  dispatcher: KeyedDispatcher | undefined;
+}
+
+/**
+ * Batches a subscription may hand over before the earlier ones settled. Concurrency 1 keeps one
+ * call at a time (nothing to overlap); above it, enough fetched messages (≈ 2 × concurrency
+ * beyond the running batch) that slow handlers never leave slots idle while the next fetch waits.
+ */
+export function batchesInFlight(concurrency: number, batchSize: number): number {
+  return concurrency > 1 ? 1 + Math.ceil((2 * concurrency) / batchSize) : 1;
 }
 
 /**
@@ -86,7 +98,12 @@ export class ModuleRunner {
     const consumers = consumersSchema.parse(declared, { source: 'bus', path: `modules.${m.name}.consumers` }) as ConsumersDeclaration;
     for (const [consumer, decl] of Object.entries(consumers)) {
       if (this.stopping.signal.aborted) return;
-      const run: ConsumerRun = { consumer, group: `${m.name}-${consumer}`, events: new Set<string>(decl.events) };
+      const run: ConsumerRun = {
+        consumer,
+        group: `${m.name}-${consumer}`,
+        events: new Set<string>(decl.events),
+        dispatcher: m.concurrency > 1 ? new KeyedDispatcher(m.concurrency) : undefined,
+      };
       const consumerName = `${hostname()}-${process.pid}-${++memberSeq}`;
       const subscription = await this.transport.subscribe(
         {
@@ -96,6 +113,7 @@ export class ModuleRunner {
           pollIntervalMs: m.pollIntervalMs,
           startFrom: m.startFrom,
           consumerName,
+          maxBatchesInFlight: batchesInFlight(m.concurrency, m.batchSize),
         },
         (batch) => this.activity.track(batch.length, () => this.handleBatch(run, batch)),
       );
@@ -138,25 +156,13 @@ export class ModuleRunner {
   }
 
   private async handleBatch(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
-    if (this.module.concurrency === 1 || batch.length === 1) {
+    if (!run.dispatcher) {
       for (const message of batch) await this.handleMessage(run, message, batch.length);
       return;
     }
-    // Messages with the same key form one lane, run in order; lanes run side by side.
-    const lanes = new Map<string | IncomingMessage, IncomingMessage[]>();
-    for (const message of batch) {
-      const laneKey = message.key ?? message;
-      const lane = lanes.get(laneKey);
-      if (lane) lane.push(message);
-      else lanes.set(laneKey, [message]);
-    }
-    const queue = [...lanes.values()];
-    const worker = async () => {
-      for (let lane = queue.shift(); lane; lane = queue.shift()) {
-        for (const message of lane) await this.handleMessage(run, message, batch.length);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.module.concurrency, queue.length) }, worker));
+    // Up to `concurrency` handlers at once across this and overlapping batches; same key: in order.
+    const size = batch.length;
+    await run.dispatcher.run(batch, (message) => this.handleMessage(run, message, size));
   }
 
   /** Decode → filter → policies and handler → settle. Settles the message whatever happens; never throws. */

@@ -80,6 +80,8 @@ class StreamSubscription implements Subscription {
   private loops: Promise<void>[] = [];
   private turn: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
+  /** `SubscribeOptions.maxBatchesInFlight`: handler calls (fetches) each reader may have running at once. */
+  private readonly maxInFlight: number;
 
   constructor(
     private readonly ctx: SubscriptionContext,
@@ -89,6 +91,7 @@ class StreamSubscription implements Subscription {
     this.o = ctx.options;
     this.log = ctx.logger.child({ group: so.group, consumer: so.consumerName });
     this.startId = so.startFrom === 'latest' ? '$' : '0';
+    this.maxInFlight = Math.max(1, Math.floor(so.maxBatchesInFlight ?? 1));
     const bySlot = new Map<number, string[]>();
     for (const topic of new Set(so.topics)) {
       const key = ctx.streamKey(topic);
@@ -173,15 +176,30 @@ class StreamSubscription implements Subscription {
 
   private async loop(reader: Reader): Promise<void> {
     let failures = 0;
+    // maxInFlight > 1: dispatches (handler call + commit) still running. The loop fetches the next
+    // batch while they run, up to maxInFlight of them; each commits its own settlements.
+    const running = new Set<Promise<void>>();
     while (!this.stopped) {
       try {
         const client = await this.clientOf(reader);
         let entries: Entry[] = [];
         if (Date.now() >= reader.nextClaimAt) entries = await this.claim(reader, client);
-        if (entries.length === 0 && !this.stopped) entries = await this.read(reader, client);
+        // While batches are in flight, read without BLOCK: their XACKs share this connection and
+        // would wait behind a blocked read.
+        if (entries.length === 0 && !this.stopped) entries = await this.read(reader, client, running.size === 0);
         if (failures > 0) this.log.info('reading resumed', { streams: reader.keys, failures });
         failures = 0;
-        if (entries.length > 0) await this.dispatch(reader, entries);
+        if (entries.length > 0 && this.maxInFlight === 1) await this.dispatch(reader, entries);
+        else if (entries.length > 0) {
+          const dispatched: Promise<void> = this.dispatch(reader, entries)
+            .catch((error) => this.log.error('dispatch failed; the entries will be delivered again', { error: messageOf(error) }))
+            .finally(() => running.delete(dispatched));
+          running.add(dispatched);
+          if (running.size >= this.maxInFlight) await Promise.race(running);
+        } else if (running.size > 0) {
+          // Nothing new: wait for a running batch before reading again (then blocking, once none runs).
+          await Promise.race(running);
+        }
       } catch (error) {
         if (this.stopped) break;
         failures++;
@@ -201,13 +219,20 @@ class StreamSubscription implements Subscription {
         await sleep(Math.min(100 * 2 ** (failures - 1), 2000), this.stop.signal);
       }
     }
+    // close() waits for the running batches' handlers and commits.
+    await Promise.allSettled(running);
   }
 
   private xreadgroup(client: RedisClient, args: (string | number)[]): Promise<unknown> {
     return this.o.binary ? client.callBuffer('XREADGROUP', ...args) : client.call('XREADGROUP', ...args);
   }
 
-  private async read(reader: Reader, client: RedisClient): Promise<Entry[]> {
+  private async read(reader: Reader, client: RedisClient, blocking = true): Promise<Entry[]> {
+    if (!blocking) {
+      const args: (string | number)[] = ['GROUP', this.so.group, this.so.consumerName, 'COUNT', this.so.batchSize, 'STREAMS', ...reader.keys];
+      for (const _ of reader.keys) args.push('>');
+      return toEntries(await this.guarded(reader, this.xreadgroup(client, args), this.o.commandTimeoutMs, 'XREADGROUP'));
+    }
     // Never BLOCK 0 (forever); wake up in time for the next claim pass.
     const block = Math.max(1, Math.min(this.so.pollIntervalMs, reader.nextClaimAt - Date.now()));
     const args: (string | number)[] = ['GROUP', this.so.group, this.so.consumerName, 'COUNT', this.so.batchSize, 'BLOCK', block, 'STREAMS', ...reader.keys];
@@ -324,7 +349,10 @@ class StreamSubscription implements Subscription {
     }
   }
 
-  /** Hands the entries to the handler in batches of at most batchSize, one handler call at a time per subscription. */
+  /**
+   * Hands the entries to the handler in batches of at most batchSize, one handler call at a time per
+   * subscription (maxInFlight > 1: calls of different dispatches overlap, as the subscriber asked).
+   */
   private async dispatch(reader: Reader, entries: Entry[]): Promise<void> {
     const held = new Map<string, Set<string>>();
     for (const [key, list] of groupByKey(entries)) held.set(key, new Set(list.map((e) => e.id)));
@@ -333,7 +361,7 @@ class StreamSubscription implements Subscription {
       for (let i = 0; i < entries.length; i += this.so.batchSize) {
         const batch = new BatchSettlement(entries.slice(i, i + this.so.batchSize), (e) => this.record(e));
         // One handler call at a time per subscription; once closing, none starts (the batch is released).
-        const settled = await this.exclusive(() => batch.run(this.handler, this.stop.signal));
+        const settled = await (this.maxInFlight > 1 ? batch.run(this.handler, this.stop.signal) : this.exclusive(() => batch.run(this.handler, this.stop.signal)));
         if (settled.error !== undefined) this.log.debug('batch handler rejected; its unsettled messages are nacked', { error: messageOf(settled.error) });
         await this.commit(reader, settled, held);
       }
