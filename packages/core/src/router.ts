@@ -37,6 +37,12 @@ export interface RouterServices {
 
 let memberSeq = 0;
 
+/** The outcome of a handler that returned without a promise: one shared, already resolved promise. */
+const HANDLED: Promise<Outcome> = Promise.resolve('handled');
+const toHandled = (): Outcome => 'handled';
+/** `Delivery.isFinal` without a retry policy (every failure is final): shared, not a closure per message. */
+const alwaysFinal = (): boolean => true;
+
 /** Per consumer: what the runner needs for each of its messages. */
 interface ConsumerRun {
   consumer: string;
@@ -44,15 +50,24 @@ interface ConsumerRun {
   events: Set<string>;
   /** Concurrency > 1: the consumer's slots and key order, shared by every batch. */
   dispatcher: KeyedDispatcher | undefined;
+  /**
+   * Concurrency 1 with a prefetch (see {@link batchesInFlight}): the end of the last batch handed
+   * over; the next one runs after it, so messages still run one at a time, in order.
+   */
+  serial: Promise<void> | undefined;
 }
 
 /**
- * Batches a subscription may hand over before the earlier ones settled. Concurrency 1 keeps one
- * call at a time (nothing to overlap); above it, enough fetched messages (≈ 2 × concurrency
- * beyond the running batch) that slow handlers never leave slots idle while the next fetch waits.
+ * Batches a subscription may hand over before the earlier ones settled. Above concurrency 1, enough
+ * fetched messages (≈ 2 × concurrency beyond the running batch) that slow handlers never leave
+ * slots idle while the next fetch waits. At concurrency 1, one batch fetched ahead (the read's round
+ * trip and the previous batch's commit overlap the handlers; the runner runs the calls one after
+ * the other) — unless the transport's calls already overlap on their own (`concurrentBatches`:
+ * Kafka's `partitionsConsumedConcurrently`), whose behaviour stays as it was.
  */
-export function batchesInFlight(concurrency: number, batchSize: number): number {
-  return concurrency > 1 ? 1 + Math.ceil((2 * concurrency) / batchSize) : 1;
+export function batchesInFlight(concurrency: number, batchSize: number, concurrentBatches = false): number {
+  if (concurrency > 1) return 1 + Math.ceil((2 * concurrency) / batchSize);
+  return concurrentBatches ? 1 : 2;
 }
 
 /**
@@ -103,6 +118,7 @@ export class ModuleRunner {
         group: `${m.name}-${consumer}`,
         events: new Set<string>(decl.events),
         dispatcher: m.concurrency > 1 ? new KeyedDispatcher(m.concurrency) : undefined,
+        serial: m.concurrency === 1 && !this.transport.capabilities.concurrentBatches ? Promise.resolve() : undefined,
       };
       const consumerName = `${hostname()}-${process.pid}-${++memberSeq}`;
       const subscription = await this.transport.subscribe(
@@ -113,7 +129,7 @@ export class ModuleRunner {
           pollIntervalMs: m.pollIntervalMs,
           startFrom: m.startFrom,
           consumerName,
-          maxBatchesInFlight: batchesInFlight(m.concurrency, m.batchSize),
+          maxBatchesInFlight: batchesInFlight(m.concurrency, m.batchSize, this.transport.capabilities.concurrentBatches),
         },
         (batch) => this.activity.track(batch.length, () => this.handleBatch(run, batch)),
       );
@@ -155,14 +171,22 @@ export class ModuleRunner {
     void report();
   }
 
-  private async handleBatch(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
-    if (!run.dispatcher) {
-      for (const message of batch) await this.handleMessage(run, message, batch.length);
-      return;
+  private handleBatch(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
+    if (run.serial) {
+      // Concurrency 1 with a batch fetched ahead: after the previous call, one message at a time.
+      // (handleMessage never throws, so the chain never breaks.)
+      const done = run.serial.then(() => this.handleInOrder(run, batch));
+      run.serial = done;
+      return done;
     }
+    if (!run.dispatcher) return this.handleInOrder(run, batch);
     // Up to `concurrency` handlers at once across this and overlapping batches; same key: in order.
     const size = batch.length;
-    await run.dispatcher.run(batch, (message) => this.handleMessage(run, message, size));
+    return run.dispatcher.run(batch, (message) => this.handleMessage(run, message, size));
+  }
+
+  private async handleInOrder(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
+    for (const message of batch) await this.handleMessage(run, message, batch.length);
   }
 
   /** Decode → filter → policies and handler → settle. Settles the message whatever happens; never throws. */
@@ -213,7 +237,7 @@ export class ModuleRunner {
       stopping: this.stopping.signal,
       deadline: this.deadline.signal,
       services: this.services,
-      isFinal: () => true,
+      isFinal: alwaysFinal,
       deadLetter: (error, attempts) => this.deadLetter(message, labels, run.group, error, attempts),
     };
     let outcome: Outcome;
@@ -237,8 +261,12 @@ export class ModuleRunner {
     this.services.metrics.settled(labels, outcome);
   }
 
-  /** The innermost step: the user's middleware and handler, for one attempt. */
-  private async invoke(delivery: Delivery): Promise<Outcome> {
+  /**
+   * The innermost step: the user's middleware and handler, for one attempt. Not `async`: a handler
+   * that returns synchronously costs no promise of its own (the shared {@link HANDLED}), one that
+   * returns a promise one `then`; a synchronous throw becomes a rejection, as from an async function.
+   */
+  private invoke(delivery: Delivery): Promise<Outcome> {
     const { envelope, record } = delivery;
     const context = {
       module: delivery.module,
@@ -260,8 +288,13 @@ export class ModuleRunner {
         attempt: delivery.attempt,
       },
     } satisfies HandlerContext<EventMap>;
-    await this.handler(context);
-    return 'handled';
+    let result: unknown;
+    try {
+      result = this.handler(context);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return result instanceof Promise ? result.then(toHandled) : typeof (result as PromiseLike<void> | undefined)?.then === 'function' ? Promise.resolve(result).then(toHandled) : HANDLED;
   }
 
   /** Writes the original record to the dead letter with the reason headers; `true` once stored. */

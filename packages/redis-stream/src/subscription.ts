@@ -36,6 +36,12 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return removed`;
 
+/** The entries of one dispatch; those from index `from` on are not committed yet. */
+interface Held {
+  entries: Entry[];
+  from: number;
+}
+
 /** A delivered entry, before it becomes an IncomingMessage. */
 interface Entry {
   key: string;
@@ -354,8 +360,9 @@ class StreamSubscription implements Subscription {
    * subscription (maxInFlight > 1: calls of different dispatches overlap, as the subscriber asked).
    */
   private async dispatch(reader: Reader, entries: Entry[]): Promise<void> {
-    const held = new Map<string, Set<string>>();
-    for (const [key, list] of groupByKey(entries)) held.set(key, new Set(list.map((e) => e.id)));
+    // Entries from `held.from` on are read and not committed yet (batches commit in order). The
+    // refresher builds its id lists from it only when it fires, not for every batch.
+    const held: Held = { entries, from: 0 };
     const refresher = this.refresher(reader, held);
     try {
       for (let i = 0; i < entries.length; i += this.so.batchSize) {
@@ -363,7 +370,8 @@ class StreamSubscription implements Subscription {
         // One handler call at a time per subscription; once closing, none starts (the batch is released).
         const settled = await (this.maxInFlight > 1 ? batch.run(this.handler, this.stop.signal) : this.exclusive(() => batch.run(this.handler, this.stop.signal)));
         if (settled.error !== undefined) this.log.debug('batch handler rejected; its unsettled messages are nacked', { error: messageOf(settled.error) });
-        await this.commit(reader, settled, held);
+        await this.commit(reader, settled);
+        held.from = i + this.so.batchSize;
       }
     } finally {
       clearInterval(refresher);
@@ -397,7 +405,7 @@ class StreamSubscription implements Subscription {
    * idle for claimIdleMs − nackDelayMs with `XCLAIM … IDLE … JUSTID`, so that any member's next
    * XAUTOCLAIM takes them after nackDelayMs (JUSTID: the claim itself does not count as a delivery).
    */
-  private async commit(reader: Reader, settled: SettledBatch<Entry>, held: Map<string, Set<string>>): Promise<void> {
+  private async commit(reader: Reader, settled: SettledBatch<Entry>): Promise<void> {
     const acked = groupByKey(settled.acked);
     const nacked = groupByKey(settled.nacked);
     const delay = this.stopped ? 0 : this.o.nackDelayMs;
@@ -426,8 +434,6 @@ class StreamSubscription implements Subscription {
         await sleep(200 * attempt);
       }
     }
-    for (const e of settled.acked) held.get(e.key)?.delete(e.id);
-    for (const e of settled.nacked) held.get(e.key)?.delete(e.id);
     if (nacked.size > 0) reader.nextClaimAt = Math.min(reader.nextClaimAt, Date.now() + delay);
   }
 
@@ -436,15 +442,17 @@ class StreamSubscription implements Subscription {
    * (`XCLAIM … JUSTID` to ourselves) so no other member claims them from a long-running handler.
    * The XCLAIM's min-idle guard keeps us from taking back an entry another member has just claimed.
    */
-  private refresher(reader: Reader, held: Map<string, Set<string>>): NodeJS.Timeout {
+  private refresher(reader: Reader, heldEntries: Held): NodeJS.Timeout {
     const every = Math.max(20, Math.floor(this.o.claimIdleMs / 3));
     let busy = false;
     const timer = setInterval(() => {
       const client = reader.client;
       if (busy || !client) return;
+      const held = new Map<string, string[]>();
+      for (const [key, list] of groupByKey(heldEntries.entries.slice(heldEntries.from))) held.set(key, list.map((e) => e.id));
       const commands: Command[] = [];
       for (const [key, ids] of held) {
-        if (ids.size > 0) commands.push(['XCLAIM', key, this.so.group, this.so.consumerName, Math.floor(every / 2), ...ids, 'JUSTID']);
+        if (ids.length > 0) commands.push(['XCLAIM', key, this.so.group, this.so.consumerName, Math.floor(every / 2), ...ids, 'JUSTID']);
       }
       if (commands.length === 0) return;
       busy = true;
@@ -453,7 +461,9 @@ class StreamSubscription implements Subscription {
           replies.forEach((reply, i) => {
             const key = (commands[i] as Command)[1] as string;
             const kept = new Set(Array.isArray(reply.value) ? reply.value.map(String) : []);
-            const lost = [...(held.get(key) ?? [])].filter((id) => !kept.has(id));
+            // Entries committed while the XCLAIM was on its way are not lost: compare with what is still held.
+            const stillHeld = new Set(heldEntries.entries.slice(heldEntries.from).map((e) => e.id));
+            const lost = (held.get(key) ?? []).filter((id) => !kept.has(id) && stillHeld.has(id));
             if (reply.error || lost.length > 0) {
               this.log.warn('could not refresh held entries; another member may claim them', { stream: key, lost, error: reply.error ? messageOf(reply.error) : undefined });
             }
