@@ -22,8 +22,11 @@ const cpuOf = async (fn: () => Promise<void>) => {
 };
 let groups = 0;
 const out: Record<string, { rate: number; us: number }[]> = { bus: [], raw: [] };
+// SIDES=bus or SIDES=raw: one side only (to profile it alone).
+const sides = (process.env.SIDES ?? 'bus,raw').split(',');
 for (let p = 0; p < pairs; p++) {
-  out.bus?.push(
+  if (sides.includes('bus'))
+    out.bus?.push(
     await cpuOf(async () => {
       let count = 0;
       const bus = createBus({ transports: { redis: redisStream({ keyPrefix: prefix }) } });
@@ -33,7 +36,8 @@ for (let p = 0; p < pairs; p++) {
       await bus.close();
     }),
   );
-  out.raw?.push(
+  if (sides.includes('raw'))
+    out.raw?.push(
     await cpuOf(async () => {
       let count = 0;
       const c = new Redis();
