@@ -70,4 +70,40 @@ describe('concurrency across batches (issue 14)', () => {
       }
     }
   });
+
+  it('concurrency 1 with a batch fetched ahead: one handler at a time, in stream order, each message once', async () => {
+    const transport = redisStream({ url: SHARED_REDIS_URL, keyPrefix: prefix });
+    transports.push(transport);
+    const topic = `seq-${randomUUID().slice(0, 6)}`;
+    const bus = createBus<{ e: { n: number } }>({ transports: { redis: transport } });
+    const total = 60;
+    const seen: number[] = [];
+    let running = 0;
+    let peak = 0;
+    bus.module({
+      name: `seq${randomUUID().slice(0, 6)}`,
+      batchSize: 5,
+      pollIntervalMs: 50,
+      lagIntervalMs: 0,
+      consumers: { c: { topics: [topic], events: ['e'] } },
+      handler: async ({ payload }) => {
+        running++;
+        peak = Math.max(peak, running);
+        await sleep(payload.n % 3);
+        seen.push(payload.n);
+        running--;
+      },
+    });
+    await bus.start();
+    const results = await bus.publishBatch(
+      topic,
+      Array.from({ length: total }, (_, n) => ({ event: 'e' as const, payload: { n } })),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    const deadline = Date.now() + 15_000;
+    while (seen.length < total && Date.now() < deadline) await sleep(20);
+    await bus.close();
+    expect(peak).toBe(1);
+    expect(seen).toEqual(Array.from({ length: total }, (_, n) => n));
+  });
 });
