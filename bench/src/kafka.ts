@@ -4,7 +4,7 @@ import { kafka } from '@bus/kafka';
 import { type Consumer, Kafka, logLevel, type Message, Partitioners, type Producer } from 'kafkajs';
 import { addRow, type BenchEvents, type Ctx, EVENT, makePayload, nowMs, type Payload, RUN_ID, waitFor } from './common.js';
 import { type E2eSide, e2eRows } from './redis.js';
-import { compare } from './stats.js';
+import { compare, cpuPerMessage } from './stats.js';
 
 const PARTITIONS = 3;
 const POLL_MS = 100;
@@ -186,6 +186,14 @@ export async function kafkaSuite(ctx: Ctx): Promise<void> {
       unit: 'msg/s',
       settings: `${total} msgs pre-filled in ${PARTITIONS} partitions, new group per run, timed first → last message; fetch minBytes 1, maxWait ${POLL_MS} ms, 1 MiB/partition; commit after every ${BATCH}; bus module · raw eachBatch`,
       values,
+      versus: 'raw',
+    });
+    addRow(ctx, {
+      section: 'Kafka',
+      name: `consume, batch ${BATCH}: CPU per message`,
+      unit: 'µs/msg',
+      settings: 'user + system CPU of the bench process over each run above ÷ messages (lower is better; includes joining the group and closing)',
+      values: cpuPerMessage(values, total),
       versus: 'raw',
     });
 

@@ -8,7 +8,7 @@ import { BULL_PREFIX, deleteKeys, REDIS_PREFIX, redisConsume, redisE2e, redisPub
 import { connectRedis } from './redis-raw.js';
 
 const HELP = `pnpm bench [-- options]
-  --only=a,b     run only these parts: redis-publish, redis-consume, redis-e2e, big (memory, scaling, backlog), kafka, outbox, delays
+  --only=a,b     run only these parts: redis-publish, redis-consume, redis-io, redis-e2e, big (memory, scaling, backlog), kafka, outbox, delays
   --runs=N       measured runs per figure (default 5; 3 with --quick)
   --warmup=N     warm-up runs per figure (default 1)
   --quick        fewer, smaller runs (scale 0.2), to try the bench out
@@ -57,6 +57,10 @@ let failure: unknown;
 try {
   if (want('redis-publish')) await redisPublish(ctx, admin);
   if (want('redis-consume')) await redisConsume(ctx, admin);
+  if (want('redis-io')) {
+    const { redisIoBound } = await import('./io-bound.js');
+    await redisIoBound(ctx, admin);
+  }
   if (want('redis-e2e')) await redisE2e(ctx);
   if (want('big')) await bigStream(ctx, admin);
   if (want('kafka')) {

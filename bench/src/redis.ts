@@ -4,7 +4,7 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type BenchEvents, type Ctx, EVENT, RUN_ID, addRow, makePayload, nowMs, type Payload, waitFor } from './common.js';
 import { connectRedis, deleteKeys, rawConsume, rawPublish } from './redis-raw.js';
-import { compare, percentiles, stat } from './stats.js';
+import { compare, cpuPerMessage, percentiles, stat } from './stats.js';
 
 export const REDIS_PREFIX = `bench:${RUN_ID}:`;
 export const BULL_PREFIX = `benchbull-${RUN_ID}`;
@@ -169,6 +169,14 @@ export async function redisConsume(ctx: Ctx, admin: Redis): Promise<void> {
     unit: 'msg/s',
     settings: `${total} msgs pre-filled, new group per run, no-op handler; bus batchSize 100 concurrency 1 · raw XREADGROUP COUNT 100 + JSON.parse + XACK · BullMQ Worker concurrency 100`,
     values,
+    versus: 'raw',
+  });
+  addRow(ctx, {
+    section: 'Redis',
+    name: 'consume, batch 100: CPU per message',
+    unit: 'µs/msg',
+    settings: 'user + system CPU of the bench process over each run above ÷ messages (lower is better); BullMQ: includes filling its queue (addBulk) in the run',
+    values: cpuPerMessage(values, total),
     versus: 'raw',
   });
 }

@@ -4,6 +4,8 @@ export interface Stat {
   min: number;
   max: number;
   runs: number[];
+  /** CPU time (user + system, ms) of this process during each measured run, in the order of `runs`. */
+  cpuMs?: number[];
 }
 
 export function stat(runs: number[]): Stat {
@@ -34,10 +36,26 @@ export async function compare(sides: Sides, warmup: number, runs: number): Promi
   const names = Object.keys(sides);
   for (let i = 0; i < warmup; i++) for (const name of names) await (sides[name] as () => Promise<number>)();
   const values: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let i = 0; i < runs; i++) {
-    for (const name of names) (values[name] as number[]).push(await (sides[name] as () => Promise<number>)());
+    for (const name of names) {
+      const before = process.cpuUsage();
+      (values[name] as number[]).push(await (sides[name] as () => Promise<number>)());
+      const used = process.cpuUsage(before);
+      (cpu[name] as number[]).push((used.user + used.system) / 1000);
+    }
   }
-  return Object.fromEntries(names.map((n) => [n, stat(values[n] as number[])]));
+  return Object.fromEntries(names.map((n) => [n, { ...stat(values[n] as number[]), cpuMs: cpu[n] as number[] }]));
+}
+
+/**
+ * CPU µs per message of each side (this process's user + system time over the run ÷ messages), as a
+ * figure of its own: steadier than throughput on a shared machine. Lower is better.
+ */
+export function cpuPerMessage(values: Record<string, Stat>, messages: number): Record<string, Stat> {
+  const out: Record<string, Stat> = {};
+  for (const [name, s] of Object.entries(values)) if (s.cpuMs) out[name] = stat(s.cpuMs.map((ms) => (ms * 1000) / messages));
+  return out;
 }
 
 /** Delay samples (ms) → p50 / p99. */

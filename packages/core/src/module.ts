@@ -58,8 +58,10 @@ export interface ModuleDefinition<M extends EventMap, E extends EventName<M> = E
   /** Longest wait for new messages per read, in ms (a blocking read where the broker has one). @default 1000 */
   pollIntervalMs?: number;
   /**
-   * Messages of one consumer handled at once. Messages with the same key never run at the same time,
-   * so per-key order holds at any concurrency. @default 1
+   * Messages of one consumer handled at once, across batches: above 1, transports that can (Redis)
+   * fetch the next batch while slow handlers of the previous one still run. A message with a key
+   * starts only after the previous one with that key finished, so per-key order holds at any
+   * concurrency. @default 1
    */
   concurrency?: number;
   /** @default { mode: 'in-process', attempts: 3, baseDelayMs: 100, maxDelayMs: 5000, jitter: 0.2 } */

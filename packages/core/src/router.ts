@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Codec } from './codec.js';
+import { KeyedDispatcher } from './dispatcher.js';
 import { ConsumerActivity } from './drained.js';
 import type { Envelope } from './envelope.js';
 import { BusError, ConfigError, DecodeError } from './errors.js';
@@ -37,11 +38,37 @@ export interface RouterServices {
 
 let memberSeq = 0;
 
+/** The outcome of a handler that returned without a promise: one shared, already resolved promise. */
+const HANDLED: Promise<Outcome> = Promise.resolve('handled');
+const toHandled = (): Outcome => 'handled';
+/** `Delivery.isFinal` without a retry policy (every failure is final): shared, not a closure per message. */
+const alwaysFinal = (): boolean => true;
+
 /** Per consumer: what the runner needs for each of its messages. */
 interface ConsumerRun {
   consumer: string;
   group: string;
   events: Set<string>;
+  /** Concurrency > 1: the consumer's slots and key order, shared by every batch. */
+  dispatcher: KeyedDispatcher | undefined;
+  /**
+   * Concurrency 1 with a prefetch (see {@link batchesInFlight}): the end of the last batch handed
+   * over; the next one runs after it, so messages still run one at a time, in order.
+   */
+  serial: Promise<void> | undefined;
+}
+
+/**
+ * Batches a subscription may hand over before the earlier ones settled. Above concurrency 1, enough
+ * fetched messages (≈ 2 × concurrency beyond the running batch) that slow handlers never leave
+ * slots idle while the next fetch waits. At concurrency 1, one batch fetched ahead (the read's round
+ * trip and the previous batch's commit overlap the handlers; the runner runs the calls one after
+ * the other) — unless the transport's calls already overlap on their own (`concurrentBatches`:
+ * Kafka's `partitionsConsumedConcurrently`), whose behaviour stays as it was.
+ */
+export function batchesInFlight(concurrency: number, batchSize: number, concurrentBatches = false): number {
+  if (concurrency > 1) return 1 + Math.ceil((2 * concurrency) / batchSize);
+  return concurrentBatches ? 1 : 2;
 }
 
 /**
@@ -91,7 +118,13 @@ export class ModuleRunner {
     }
     for (const [consumer, decl] of Object.entries(consumers)) {
       if (this.stopping.signal.aborted) return;
-      const run: ConsumerRun = { consumer, group: `${m.name}-${consumer}`, events: new Set<string>(decl.events) };
+      const run: ConsumerRun = {
+        consumer,
+        group: `${m.name}-${consumer}`,
+        events: new Set<string>(decl.events),
+        dispatcher: m.concurrency > 1 ? new KeyedDispatcher(m.concurrency) : undefined,
+        serial: m.concurrency === 1 && !this.transport.capabilities.concurrentBatches ? Promise.resolve() : undefined,
+      };
       // Broker-side retries come back through the group's own retry topic, read by this group only.
       const topics = redeliver ? [...decl.topics, m.retryTopic(run.group)] : decl.topics;
       const consumerName = `${hostname()}-${process.pid}-${++memberSeq}`;
@@ -103,6 +136,7 @@ export class ModuleRunner {
           pollIntervalMs: m.pollIntervalMs,
           startFrom: m.startFrom,
           consumerName,
+          maxBatchesInFlight: batchesInFlight(m.concurrency, m.batchSize, this.transport.capabilities.concurrentBatches),
         },
         (batch) => this.activity.track(batch.length, () => this.handleBatch(run, batch)),
       );
@@ -144,26 +178,22 @@ export class ModuleRunner {
     void report();
   }
 
-  private async handleBatch(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
-    if (this.module.concurrency === 1 || batch.length === 1) {
-      for (const message of batch) await this.handleMessage(run, message, batch.length);
-      return;
+  private handleBatch(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
+    if (run.serial) {
+      // Concurrency 1 with a batch fetched ahead: after the previous call, one message at a time.
+      // (handleMessage never throws, so the chain never breaks.)
+      const done = run.serial.then(() => this.handleInOrder(run, batch));
+      run.serial = done;
+      return done;
     }
-    // Messages with the same key form one lane, run in order; lanes run side by side.
-    const lanes = new Map<string | IncomingMessage, IncomingMessage[]>();
-    for (const message of batch) {
-      const laneKey = message.key ?? message;
-      const lane = lanes.get(laneKey);
-      if (lane) lane.push(message);
-      else lanes.set(laneKey, [message]);
-    }
-    const queue = [...lanes.values()];
-    const worker = async () => {
-      for (let lane = queue.shift(); lane; lane = queue.shift()) {
-        for (const message of lane) await this.handleMessage(run, message, batch.length);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.module.concurrency, queue.length) }, worker));
+    if (!run.dispatcher) return this.handleInOrder(run, batch);
+    // Up to `concurrency` handlers at once across this and overlapping batches; same key: in order.
+    const size = batch.length;
+    return run.dispatcher.run(batch, (message) => this.handleMessage(run, message, size));
+  }
+
+  private async handleInOrder(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
+    for (const message of batch) await this.handleMessage(run, message, batch.length);
   }
 
   /** Decode → filter → policies and handler → settle. Settles the message whatever happens; never throws. */
@@ -214,7 +244,7 @@ export class ModuleRunner {
       stopping: this.stopping.signal,
       deadline: this.deadline.signal,
       services: this.services,
-      isFinal: () => true,
+      isFinal: alwaysFinal,
       deadLetter: (error, attempts) => this.deadLetter(message, labels, run.group, error, attempts),
     };
     if (this.module.retry.mode === 'redeliver') delivery.retryLater = (at, attempt, parked) => this.retryLater(run.group, message, at, attempt, parked);
@@ -239,8 +269,12 @@ export class ModuleRunner {
     this.services.metrics.settled(labels, outcome);
   }
 
-  /** The innermost step: the user's middleware and handler, for one attempt. */
-  private async invoke(delivery: Delivery): Promise<Outcome> {
+  /**
+   * The innermost step: the user's middleware and handler, for one attempt. Not `async`: a handler
+   * that returns synchronously costs no promise of its own (the shared {@link HANDLED}), one that
+   * returns a promise one `then`; a synchronous throw becomes a rejection, as from an async function.
+   */
+  private invoke(delivery: Delivery): Promise<Outcome> {
     const { envelope, record } = delivery;
     const context = {
       module: delivery.module,
@@ -262,8 +296,13 @@ export class ModuleRunner {
         attempt: delivery.attempt,
       },
     } satisfies HandlerContext<EventMap>;
-    await this.handler(context);
-    return 'handled';
+    let result: unknown;
+    try {
+      result = this.handler(context);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return result instanceof Promise ? result.then(toHandled) : typeof (result as PromiseLike<void> | undefined)?.then === 'function' ? Promise.resolve(result).then(toHandled) : HANDLED;
   }
 
   /** Writes the original record to the dead letter with the reason headers; `true` once stored. */

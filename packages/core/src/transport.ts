@@ -68,6 +68,17 @@ export interface SubscribeOptions {
   startFrom: StartFrom;
   /** Member name, unique per process (Redis consumer name, Kafka client id suffix). */
   consumerName: string;
+  /**
+   * Handler calls this subscription may have running at once. Above 1, a transport that supports
+   * it fetches and hands over the next batch before the earlier ones settled (never sharing a
+   * message between calls, each call settled and committed on its own), so a subscriber that
+   * keeps many slow handlers busy (the module runner with `concurrency` > 1, which holds per-key
+   * order across calls) is not held up by the slowest message of each batch. A transport that
+   * cannot overlap calls ignores it. Stop semantics are unchanged: once the subscription is
+   * closing no call starts, and fetched messages not handed over are released.
+   * @default 1 (one call at a time, unless `capabilities.concurrentBatches`)
+   */
+  maxBatchesInFlight?: number;
 }
 
 /** A message as a transport delivers it. Settle each one exactly once with `ack` or `nack`. */
@@ -90,7 +101,8 @@ export interface IncomingMessage extends WireRecord {
  * - each message is settled at most once (`ack` or `nack`; the first call wins);
  * - the transport commits the settlements once the returned promise settles; a message left
  *   unsettled is nacked, and a rejected promise nacks every unsettled message of the batch;
- * - calls of one subscription overlap only where `capabilities.concurrentBatches` says so;
+ * - calls of one subscription overlap only where `capabilities.concurrentBatches` says so, or up to
+ *   `SubscribeOptions.maxBatchesInFlight` where the subscriber asked for it and the transport supports it;
  * - once the subscription is closing, no new call starts: messages fetched and not yet handed to
  *   the handler are released for redelivery at once.
  */

@@ -37,6 +37,12 @@ for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
 end
 return removed`;
 
+/** The entries of one dispatch; those from index `from` on are not committed yet. */
+interface Held {
+  entries: Entry[];
+  from: number;
+}
+
 /** A delivered entry, before it becomes an IncomingMessage. */
 interface Entry {
   key: string;
@@ -81,6 +87,8 @@ class StreamSubscription implements Subscription {
   private loops: Promise<void>[] = [];
   private turn: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
+  /** `SubscribeOptions.maxBatchesInFlight`: handler calls (fetches) each reader may have running at once. */
+  private readonly maxInFlight: number;
 
   constructor(
     private readonly ctx: SubscriptionContext,
@@ -90,6 +98,7 @@ class StreamSubscription implements Subscription {
     this.o = ctx.options;
     this.log = ctx.logger.child({ group: so.group, consumer: so.consumerName });
     this.startId = so.startFrom === 'latest' ? '$' : '0';
+    this.maxInFlight = Math.max(1, Math.floor(so.maxBatchesInFlight ?? 1));
     const bySlot = new Map<number, string[]>();
     for (const topic of new Set(so.topics)) {
       const key = ctx.streamKey(topic);
@@ -174,15 +183,30 @@ class StreamSubscription implements Subscription {
 
   private async loop(reader: Reader): Promise<void> {
     let failures = 0;
+    // maxInFlight > 1: dispatches (handler call + commit) still running. The loop fetches the next
+    // batch while they run, up to maxInFlight of them; each commits its own settlements.
+    const running = new Set<Promise<void>>();
     while (!this.stopped) {
       try {
         const client = await this.clientOf(reader);
         let entries: Entry[] = [];
         if (Date.now() >= reader.nextClaimAt) entries = await this.claim(reader, client);
-        if (entries.length === 0 && !this.stopped) entries = await this.read(reader, client);
+        // While batches are in flight, read without BLOCK: their XACKs share this connection and
+        // would wait behind a blocked read.
+        if (entries.length === 0 && !this.stopped) entries = await this.read(reader, client, running.size === 0);
         if (failures > 0) this.log.info('reading resumed', { streams: reader.keys, failures });
         failures = 0;
-        if (entries.length > 0) await this.dispatch(reader, entries);
+        if (entries.length > 0 && this.maxInFlight === 1) await this.dispatch(reader, entries);
+        else if (entries.length > 0) {
+          const dispatched: Promise<void> = this.dispatch(reader, entries)
+            .catch((error) => this.log.error('dispatch failed; the entries will be delivered again', { error: messageOf(error) }))
+            .finally(() => running.delete(dispatched));
+          running.add(dispatched);
+          if (running.size >= this.maxInFlight) await Promise.race(running);
+        } else if (running.size > 0) {
+          // Nothing new: wait for a running batch before reading again (then blocking, once none runs).
+          await Promise.race(running);
+        }
       } catch (error) {
         if (this.stopped) break;
         failures++;
@@ -202,13 +226,20 @@ class StreamSubscription implements Subscription {
         await sleep(Math.min(100 * 2 ** (failures - 1), 2000), this.stop.signal);
       }
     }
+    // close() waits for the running batches' handlers and commits.
+    await Promise.allSettled(running);
   }
 
   private xreadgroup(client: RedisClient, args: (string | number)[]): Promise<unknown> {
     return this.o.binary ? client.callBuffer('XREADGROUP', ...args) : client.call('XREADGROUP', ...args);
   }
 
-  private async read(reader: Reader, client: RedisClient): Promise<Entry[]> {
+  private async read(reader: Reader, client: RedisClient, blocking = true): Promise<Entry[]> {
+    if (!blocking) {
+      const args: (string | number)[] = ['GROUP', this.so.group, this.so.consumerName, 'COUNT', this.so.batchSize, 'STREAMS', ...reader.keys];
+      for (const _ of reader.keys) args.push('>');
+      return toEntries(await this.guarded(reader, this.xreadgroup(client, args), this.o.commandTimeoutMs, 'XREADGROUP'));
+    }
     // Never BLOCK 0 (forever); wake up in time for the next claim pass.
     const block = Math.max(1, Math.min(this.so.pollIntervalMs, reader.nextClaimAt - Date.now()));
     const args: (string | number)[] = ['GROUP', this.so.group, this.so.consumerName, 'COUNT', this.so.batchSize, 'BLOCK', block, 'STREAMS', ...reader.keys];
@@ -325,22 +356,27 @@ class StreamSubscription implements Subscription {
     }
   }
 
-  /** Hands the entries to the handler in batches of at most batchSize, one handler call at a time per subscription. */
+  /**
+   * Hands the entries to the handler in batches of at most batchSize, one handler call at a time per
+   * subscription (maxInFlight > 1: calls of different dispatches overlap, as the subscriber asked).
+   */
   private async dispatch(reader: Reader, entries: Entry[]): Promise<void> {
     if (!this.o.binary && reader.client) {
       // Byte-exact values (and dead letters) for entries whose bytes string replies altered.
       await restoreBinaryValues(reader.client, entries, this.o.fields.value, (p) => this.guarded(reader, p, this.o.commandTimeoutMs, 'XRANGE'));
     }
-    const held = new Map<string, Set<string>>();
-    for (const [key, list] of groupByKey(entries)) held.set(key, new Set(list.map((e) => e.id)));
+    // Entries from `held.from` on are read and not committed yet (batches commit in order). The
+    // refresher builds its id lists from it only when it fires, not for every batch.
+    const held: Held = { entries, from: 0 };
     const refresher = this.refresher(reader, held);
     try {
       for (let i = 0; i < entries.length; i += this.so.batchSize) {
         const batch = new BatchSettlement(entries.slice(i, i + this.so.batchSize), (e) => this.record(e));
         // One handler call at a time per subscription; once closing, none starts (the batch is released).
-        const settled = await this.exclusive(() => batch.run(this.handler, this.stop.signal));
+        const settled = await (this.maxInFlight > 1 ? batch.run(this.handler, this.stop.signal) : this.exclusive(() => batch.run(this.handler, this.stop.signal)));
         if (settled.error !== undefined) this.log.debug('batch handler rejected; its unsettled messages are nacked', { error: messageOf(settled.error) });
-        await this.commit(reader, settled, held);
+        await this.commit(reader, settled);
+        held.from = i + this.so.batchSize;
       }
     } finally {
       clearInterval(refresher);
@@ -374,7 +410,7 @@ class StreamSubscription implements Subscription {
    * idle for claimIdleMs − nackDelayMs with `XCLAIM … IDLE … JUSTID`, so that any member's next
    * XAUTOCLAIM takes them after nackDelayMs (JUSTID: the claim itself does not count as a delivery).
    */
-  private async commit(reader: Reader, settled: SettledBatch<Entry>, held: Map<string, Set<string>>): Promise<void> {
+  private async commit(reader: Reader, settled: SettledBatch<Entry>): Promise<void> {
     const acked = groupByKey(settled.acked);
     const nacked = groupByKey(settled.nacked);
     const delay = this.stopped ? 0 : this.o.nackDelayMs;
@@ -403,8 +439,6 @@ class StreamSubscription implements Subscription {
         await sleep(200 * attempt);
       }
     }
-    for (const e of settled.acked) held.get(e.key)?.delete(e.id);
-    for (const e of settled.nacked) held.get(e.key)?.delete(e.id);
     if (nacked.size > 0) reader.nextClaimAt = Math.min(reader.nextClaimAt, Date.now() + delay);
   }
 
@@ -413,15 +447,17 @@ class StreamSubscription implements Subscription {
    * (`XCLAIM … JUSTID` to ourselves) so no other member claims them from a long-running handler.
    * The XCLAIM's min-idle guard keeps us from taking back an entry another member has just claimed.
    */
-  private refresher(reader: Reader, held: Map<string, Set<string>>): NodeJS.Timeout {
+  private refresher(reader: Reader, heldEntries: Held): NodeJS.Timeout {
     const every = Math.max(20, Math.floor(this.o.claimIdleMs / 3));
     let busy = false;
     const timer = setInterval(() => {
       const client = reader.client;
       if (busy || !client) return;
+      const held = new Map<string, string[]>();
+      for (const [key, list] of groupByKey(heldEntries.entries.slice(heldEntries.from))) held.set(key, list.map((e) => e.id));
       const commands: Command[] = [];
       for (const [key, ids] of held) {
-        if (ids.size > 0) commands.push(['XCLAIM', key, this.so.group, this.so.consumerName, Math.floor(every / 2), ...ids, 'JUSTID']);
+        if (ids.length > 0) commands.push(['XCLAIM', key, this.so.group, this.so.consumerName, Math.floor(every / 2), ...ids, 'JUSTID']);
       }
       if (commands.length === 0) return;
       busy = true;
@@ -430,7 +466,9 @@ class StreamSubscription implements Subscription {
           replies.forEach((reply, i) => {
             const key = (commands[i] as Command)[1] as string;
             const kept = new Set(Array.isArray(reply.value) ? reply.value.map(String) : []);
-            const lost = [...(held.get(key) ?? [])].filter((id) => !kept.has(id));
+            // Entries committed while the XCLAIM was on its way are not lost: compare with what is still held.
+            const stillHeld = new Set(heldEntries.entries.slice(heldEntries.from).map((e) => e.id));
+            const lost = (held.get(key) ?? []).filter((id) => !kept.has(id) && stillHeld.has(id));
             if (reply.error || lost.length > 0) {
               this.log.warn('could not refresh held entries; another member may claim them', { stream: key, lost, error: reply.error ? messageOf(reply.error) : undefined });
             }
