@@ -40,6 +40,10 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
   /** Offsets acknowledged after a nacked message (not committable yet), by topic:partition. */
   private readonly ackedAhead = new Map<string, Set<bigint>>();
   private readonly seeks = new Map<string, Seek>();
+  /** Partitions assigned at the last join (undefined before the first). */
+  private assigned: Set<string> | undefined;
+  /** Commits sent and not answered yet: the next chunk does not wait for them; close does. */
+  private readonly pendingCommits = new Set<Promise<void>>();
   private readonly stop = new AbortController();
   private wake: (() => void) | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -121,7 +125,9 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
             rebalanceTimeout: c.rebalanceTimeoutMs,
           });
     this.consumer = consumer;
+    this.assigned = undefined;
     consumer.on('consumer:group:join', () => {
+      this.assigned = this.owned();
       this.forgetRevoked();
       this.log.debug('joined the consumer group', { assignments: consumer.assignments });
     });
@@ -186,7 +192,7 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
 
   /** Drops redelivery state of partitions this member no longer owns. */
   private forgetRevoked(): void {
-    const owned = this.owned();
+    const owned = this.assigned ?? this.owned();
     for (const tp of this.ackedAhead.keys()) if (!owned.has(tp)) this.ackedAhead.delete(tp);
     for (const tp of this.seeks.keys()) if (!owned.has(tp)) this.seeks.delete(tp);
     for (const key of this.deliveries.keys()) if (!owned.has(key.slice(0, key.lastIndexOf(':')))) this.deliveries.delete(key);
@@ -228,7 +234,7 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
     const stream = this.stream;
     if (!stream) return [];
     const out: Fetched[] = [];
-    const owned = this.consumer?.assignments ? this.owned() : undefined;
+    const owned = this.assigned;
     while (out.length < this.subscription.batchSize) {
       const m = stream.read() as Fetched | null;
       if (m === null) break;
@@ -289,16 +295,17 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
         this.deliveries.set(key, (this.deliveries.get(key) ?? 1) + 1);
       }
     }
-    const commits: Promise<void>[] = [];
+    // Commits are pipelined: the client merges them per partition and sends one at a time, in order.
     for (const [tp, m] of last) {
-      commits.push(
-        this.commit(m).then(() => this.forgetUpTo(tp, m.offset)),
-      );
+      const pending: Promise<void> = this.commit(m).then(() => {
+        this.forgetUpTo(tp, m.offset);
+        this.pendingCommits.delete(pending);
+      });
+      this.pendingCommits.add(pending);
     }
     const now = Date.now();
     for (const [tp, offset] of open) this.seeks.set(tp, { offset, at: now + this.options.consumer.nackDelayMs, applied: false });
     if (open.size > 0) this.scheduleSeeks();
-    await Promise.all(commits);
   }
 
   /** Commits the position after `m` (bounded by `requestTimeoutMs`); a failed commit only means redelivery. */
@@ -373,6 +380,7 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
         (async () => {
           await this.starting?.catch(() => {});
           await this.loop;
+          await Promise.allSettled([...this.pendingCommits]);
           const stream = this.stream;
           this.stream = undefined;
           await stream?.close();
