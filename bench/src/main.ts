@@ -100,18 +100,25 @@ process.exitCode = failure ? 1 : 0;
 
 function table(rows: Row[]): string {
   const lines = [
-    '| section | measurement | unit | bus | raw | BullMQ | bus/raw | spread bus · raw | settings |',
-    '|---|---|---|---:|---:|---:|---:|---|---|',
+    '| section | measurement | unit | bus | raw | BullMQ | bus/raw | spread bus · raw | bus-plt | raw-plt | bus-plt/raw-plt | settings |',
+    '|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|',
   ];
   for (const r of rows) {
     const v = r.values;
     const spread = [v.bus, v.raw].filter((s) => s && s.runs.length > 1).map((s) => `${fmt(s?.min)}–${fmt(s?.max)}`);
     const settings = r.note ? `${r.settings}. ${r.note}` : r.settings;
     lines.push(
-      `| ${r.section} | ${r.name} | ${r.unit} | ${fmt(v.bus?.median)} | ${fmt(v.raw?.median)} | ${fmt(v.bullmq?.median)} | ${r.ratio === undefined ? '' : `**${r.ratio.toFixed(2)}**`} | ${spread.join(' · ')} | ${settings} |`,
+      `| ${r.section} | ${r.name} | ${r.unit} | ${fmt(v.bus?.median)} | ${fmt(v.raw?.median)} | ${fmt(v.bullmq?.median)} | ${r.ratio === undefined ? '' : `**${r.ratio.toFixed(2)}**`} | ${spread.join(' · ')} | ${fmt(v['bus-plt']?.median)} | ${fmt(v['raw-plt']?.median)} | ${pltRatio(r)} | ${settings} |`,
     );
   }
   return lines.join('\n');
+}
+
+/** bus on @bus/kafka-platformatic ÷ raw @platformatic/kafka, for the Kafka rows that have both. */
+function pltRatio(r: Row): string {
+  const bus = r.values['bus-plt']?.median;
+  const raw = r.values['raw-plt']?.median;
+  return bus !== undefined && raw !== undefined && raw > 0 ? `**${(bus / raw).toFixed(2)}**` : '';
 }
 
 async function describeMachine() {
