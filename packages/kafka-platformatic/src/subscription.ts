@@ -40,8 +40,6 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
   /** Offsets acknowledged after a nacked message (not committable yet), by topic:partition. */
   private readonly ackedAhead = new Map<string, Set<bigint>>();
   private readonly seeks = new Map<string, Seek>();
-  /** Partitions assigned at the last join (undefined before the first). */
-  private assigned: Set<string> | undefined;
   /** Commits sent and not answered yet: the next chunk does not wait for them; close does. */
   private readonly pendingCommits = new Set<Promise<void>>();
   private readonly stop = new AbortController();
@@ -125,9 +123,7 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
             rebalanceTimeout: c.rebalanceTimeoutMs,
           });
     this.consumer = consumer;
-    this.assigned = undefined;
     consumer.on('consumer:group:join', () => {
-      this.assigned = this.owned();
       this.forgetRevoked();
       this.log.debug('joined the consumer group', { assignments: consumer.assignments });
     });
@@ -192,7 +188,7 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
 
   /** Drops redelivery state of partitions this member no longer owns. */
   private forgetRevoked(): void {
-    const owned = this.assigned ?? this.owned();
+    const owned = this.owned();
     for (const tp of this.ackedAhead.keys()) if (!owned.has(tp)) this.ackedAhead.delete(tp);
     for (const tp of this.seeks.keys()) if (!owned.has(tp)) this.seeks.delete(tp);
     for (const key of this.deliveries.keys()) if (!owned.has(key.slice(0, key.lastIndexOf(':')))) this.deliveries.delete(key);
@@ -234,7 +230,8 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
     const stream = this.stream;
     if (!stream) return [];
     const out: Fetched[] = [];
-    const owned = this.assigned;
+    // Read at every chunk: under KIP-848 the assignment changes with heartbeats, without a join event.
+    const owned = this.consumer?.assignments ? this.owned() : undefined;
     while (out.length < this.subscription.batchSize) {
       const m = stream.read() as Fetched | null;
       if (m === null) break;
