@@ -35,8 +35,9 @@ export function makeClient(o: ResolvedOptions, role: ConnectionRole): RedisClien
     nodeOptions.commandTimeout = commandTimeout(redisOptions?.commandTimeout);
     return new Cluster(o.cluster.nodes, { enableOfflineQueue: defaults.enableOfflineQueue, ...clusterOptions, lazyConnect: true, redisOptions: nodeOptions });
   }
-  const options: RedisOptions = { connectionName, connectTimeout: o.connectTimeoutMs, ...defaults, ...o.connection, ...forced };
-  options.commandTimeout = commandTimeout(o.connection.commandTimeout);
+  const own = o.sentinel ? { ...o.sentinel.options, sentinels: o.sentinel.sentinels, name: o.sentinel.name } : o.connection;
+  const options: RedisOptions = { connectionName, connectTimeout: o.connectTimeoutMs, ...defaults, ...own, ...forced };
+  options.commandTimeout = commandTimeout(own.commandTimeout);
   return o.url ? new Redis(o.url, options) : new Redis(options);
 }
 

@@ -3,6 +3,7 @@ import { BatchSettlement, type DeliveredRecord, type SettledBatch } from '@bus/c
 import { connect, destroy, isReplyError, keySlot, messageOf, replyCode, toBusError, withTimeout } from './client.js';
 import { type Command, num, parseEntries, parseRead, pipeline, type RawEntry } from './commands.js';
 import type { RedisClient, ResolvedOptions } from './options.js';
+import { Retention } from './retention.js';
 import { fromFields } from './wire.js';
 
 /** What a subscription needs from its transport. */
@@ -14,6 +15,8 @@ export interface SubscriptionContext {
   clusterMode: boolean;
   streamKey(topic: string): string;
   onClosed(subscription: Subscription): void;
+  /** Entries of `key` trimmed before `group` had them (see retention.ts). */
+  onTrimmedUnread?(key: string, group: string, count: number): void;
 }
 
 /**
@@ -80,6 +83,8 @@ class StreamSubscription implements Subscription {
   private loops: Promise<void>[] = [];
   private turn: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
+  /** Safe retention (the `retention` option), run from the claim pass. */
+  private readonly retention: Retention | undefined;
 
   constructor(
     private readonly ctx: SubscriptionContext,
@@ -89,6 +94,7 @@ class StreamSubscription implements Subscription {
     this.o = ctx.options;
     this.log = ctx.logger.child({ group: so.group, consumer: so.consumerName });
     this.startId = so.startFrom === 'latest' ? '$' : '0';
+    this.retention = ctx.options.retention && new Retention(ctx.options.retention.intervalMs, ctx.options.retention.exact, this.log, ctx.onTrimmedUnread);
     const bySlot = new Map<number, string[]>();
     for (const topic of new Set(so.topics)) {
       const key = ctx.streamKey(topic);
@@ -275,6 +281,7 @@ class StreamSubscription implements Subscription {
       this.log.debug('claimed idle pending entries', { count: claimed.length, ids: claimed.slice(0, 20).map((e) => e.id) });
     }
     await this.hygiene(reader, client);
+    await this.retention?.maybeRun(client, reader.keys);
     return claimed;
   }
 

@@ -7,6 +7,7 @@ import {
   type Metrics,
   noopMetrics,
   type Pool,
+  PublishError,
   type PublishResult,
   type SubscribeOptions,
   type Subscription,
@@ -30,6 +31,12 @@ export interface RedisStreamTransport extends Transport, AsyncDisposable {
   withClient<R>(fn: (client: RedisClient) => Promise<R>): Promise<R>;
   /** The stream fields that carry a record's value and key (every other field is a header), for tools that read entries. */
   readonly fields: Readonly<{ value: string; key: string }>;
+  /**
+   * Entries this transport's subscriptions saw trimmed (by the `trim` hard caps, or deleted) before
+   * their consumer group had them: lost for that group. Counted by the `retention` pass (off without it);
+   * each occurrence is also logged as a warning.
+   */
+  readonly trimmedUnread: number;
 }
 
 const CAPABILITIES: TransportCapabilities = Object.freeze({
@@ -68,6 +75,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
   let clusterMode: boolean | undefined = o.cluster ? true : o.createClient ? undefined : false;
   const subscriptions = new Set<Subscription>();
   let closing: Promise<void> | undefined;
+  let trimmedUnread = 0;
   const streamKey = (topic: string) => o.keyPrefix + topic;
 
   const poolOf = (): Pool<RedisClient> => {
@@ -131,13 +139,18 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
       });
       if (commands.length > 0) {
         try {
-          const replies = await withClient((client) => pipeline(client, commands));
+          // WAIT rides in the same pipeline, so it goes to the node that took the XADDs.
+          const sent: Command[] = o.waitReplicas > 0 ? [...commands, ['WAIT', o.waitReplicas, o.waitTimeoutMs]] : commands;
+          const replies = await withClient((client) => pipeline(client, sent));
+          const replicated = o.waitReplicas > 0 ? waitFailure(replies.pop(), o, topic) : undefined;
           replies.forEach((reply, j) => {
             const i = index[j] as number;
             const id = reply.error ? undefined : reply.value;
             results[i] =
               typeof id === 'string' && id.length > 0
-                ? { ok: true, id }
+                ? replicated
+                  ? { ok: false, error: replicated }
+                  : { ok: true, id }
                 : { ok: false, error: toBusError(reply.error ?? new Error(`XADD returned ${String(id)}`), o.name, `XADD to "${topic}" failed`) };
           });
         } catch (error) {
@@ -164,6 +177,9 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
           clusterMode,
           streamKey,
           onClosed: (s) => subscriptions.delete(s),
+          onTrimmedUnread: (_key, _group, count) => {
+            trimmedUnread += count;
+          },
         },
         subscribeOptions,
         handler,
@@ -190,6 +206,10 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
 
     withClient,
 
+    get trimmedUnread() {
+      return trimmedUnread;
+    },
+
     close() {
       closing ??= (async () => {
         await Promise.allSettled([...subscriptions].map((s) => s.close()));
@@ -203,6 +223,21 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     },
   };
   return transport;
+}
+
+/**
+ * The error of every record of a publish whose `WAIT` did not reach `waitReplicas` replicas in time
+ * (undefined when it did). Retryable: the entries are on the master and may reach the replicas later,
+ * or be lost in a failover; a retry can duplicate them.
+ */
+function waitFailure(reply: { error?: Error; value?: unknown } | undefined, o: ResolvedOptions, topic: string): PublishError | undefined {
+  const acked = reply?.error ? undefined : num(reply?.value);
+  if (acked !== undefined && acked >= o.waitReplicas) return undefined;
+  const why = reply?.error ? messageOf(reply.error) : `${acked ?? 0} of ${o.waitReplicas} replicas acknowledged within ${o.waitTimeoutMs} ms`;
+  return new PublishError(`[bus/${o.name}] publish to "${topic}" is not confirmed on the replicas (waitReplicas): ${why}; the entries may be lost in a failover or duplicated by a retry`, {
+    cause: reply?.error,
+    retryable: true,
+  });
 }
 
 function trimArgs(trim: ResolvedOptions['trim']): (string | number)[] {
