@@ -84,8 +84,8 @@ export function toBusError(error: unknown, transport: string, what: string): Bus
   const message = `[bus/${transport}] ${what}: ${messageOf(error)}`;
   if (isReplyError(error)) {
     const code = replyCode(error);
-    // OOM, LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN pass; the rest (WRONGTYPE, ERR…) will not.
-    const retryable = code !== undefined && ['OOM', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MASTERDOWN', 'READONLY'].includes(code);
+    // OOM, LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN pass, MOVED/ASK after a failover too; the rest (WRONGTYPE, ERR…) will not.
+    const retryable = code !== undefined && ['OOM', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MASTERDOWN', 'READONLY', 'MOVED', 'ASK'].includes(code);
     return new PublishError(message, { cause: error, retryable });
   }
   return new ConnectionError(message, { cause: error });

@@ -141,7 +141,14 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
         try {
           // WAIT rides in the same pipeline, so it goes to the node that took the XADDs.
           const sent: Command[] = o.waitReplicas > 0 ? [...commands, ['WAIT', o.waitReplicas, o.waitTimeoutMs]] : commands;
-          const replies = await withClient((client) => pipeline(client, sent));
+          const replies = await withClient(async (client) => {
+            const out = await pipeline(client, sent);
+            // After a Cluster failover ioredis follows a pipeline's MOVED only when every reply is MOVED
+            // to one node; with the WAIT (answered by the old node) it is not, and its slot map stays
+            // stale. Drop this client: the pool makes a new one, which loads the slots afresh, for the retry.
+            if (isCluster(client) && out.some((r) => r.error && /^(MOVED|ASK) /.test(r.error.message))) destroy(client);
+            return out;
+          });
           const replicated = o.waitReplicas > 0 ? waitFailure(replies.pop(), o, topic) : undefined;
           replies.forEach((reply, j) => {
             const i = index[j] as number;
