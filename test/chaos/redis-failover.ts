@@ -101,10 +101,11 @@ export async function runFailover(run: FailoverRun): Promise<ChaosRow> {
     // Wait for every acknowledged publish to be handled (bounded by the run's deadline).
     while (Date.now() < deadline && [...publishedOk].some((n) => !handled.has(n))) await sleep(200);
     debug('handled', handled.size);
-    await Promise.all(subs.map((s) => s.close()));
-    debug('subscriptions closed');
+    const closed = await Promise.race([Promise.all(subs.map((s) => s.close())).then(() => true), sleep(15_000).then(() => false)]);
+    if (!closed) notes.push('a subscription did not close within 15 s');
+    debug('subscriptions closed', closed);
   } finally {
-    await Promise.allSettled(transports.map((t) => t.close()));
+    await Promise.race([Promise.allSettled(transports.map((t) => t.close())), sleep(15_000)]);
   }
   const lost = [...publishedOk].filter((n) => !handled.has(n)).length;
   let duplicates = 0;

@@ -130,7 +130,7 @@ const SCRIPT = fileURLToPath(new URL('../../scripts/redis-cluster.sh', import.me
 export interface ClusterTopology {
   nodes: { host: string; port: number }[];
   /** The master port that serves `key`'s slot now. */
-  masterOf(key: string): Promise<number | undefined>;
+  masterOf(key: string, skip?: number): Promise<number | undefined>;
   /** SIGKILL of a node; resolves once another node serves its slots as master (bounded). */
   killMasterOf(key: string): Promise<{ killedPort: number; promotedPort: number; failoverMs: number }>;
   revive(port: number): Promise<void>;
@@ -152,9 +152,22 @@ export async function startClusterWithReplicas(base: number): Promise<ClusterTop
   const script = (...args: string[]) => exec('bash', [SCRIPT, ...args], { env, timeout: 60_000 });
   await script('start');
   const ports = Array.from({ length: 6 }, (_, i) => base + i);
-  const masterOf = async (key: string) => {
-    const slot = Number(await cli(base, 'CLUSTER', 'KEYSLOT', key));
+  // A replica that has not synced once cannot be elected: wait for every link.
+  for (const port of ports) {
+    await waitUntil(
+      `node ${port} to be a master or a synced replica`,
+      async () => {
+        const info = await cli(port, 'INFO', 'replication');
+        return info.includes('role:master') || info.includes('master_link_status:up');
+      },
+      30_000,
+    );
+  }
+  const masterOf = async (key: string, skip?: number) => {
+    let slot = Number.NaN;
+    for (const port of ports) if (Number.isNaN(slot) && port !== skip) slot = Number((await cli(port, 'CLUSTER', 'KEYSLOT', key)) || Number.NaN);
     for (const port of ports) {
+      if (port === skip) continue;
       const lines = (await cli(port, 'CLUSTER', 'NODES')).split('\n');
       for (const line of lines) {
         const parts = line.split(' ');
@@ -179,22 +192,10 @@ export async function startClusterWithReplicas(base: number): Promise<ClusterTop
       await waitUntil(
         'a replica to take over the slot',
         async () => {
-          const other = ports.find((p) => p !== killedPort) as number;
-          const slot = Number(await cli(other, 'CLUSTER', 'KEYSLOT', key));
-          for (const port of ports) {
-            if (port === killedPort) continue;
-            const role = await cli(port, 'ROLE');
-            if (!role.startsWith('master')) continue;
-            const owned = (await cli(port, 'CLUSTER', 'COUNTKEYSINSLOT', String(slot))) !== '' && (await cli(port, 'CLUSTER', 'NODES')).split('\n').some((l) => l.includes('myself') && l.split(' ').slice(8).some((r) => {
-              const [from, to] = r.split('-').map(Number);
-              return from !== undefined && slot >= from && slot <= (to ?? from);
-            }));
-            if (owned) {
-              promotedPort = port;
-              return true;
-            }
-          }
-          return false;
+          const port = await masterOf(key, killedPort);
+          if (port === undefined || port === killedPort) return false;
+          promotedPort = port;
+          return (await cli(port, 'ROLE')).startsWith('master');
         },
         30_000,
       );

@@ -142,11 +142,16 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
           // WAIT rides in the same pipeline, so it goes to the node that took the XADDs.
           const sent: Command[] = o.waitReplicas > 0 ? [...commands, ['WAIT', o.waitReplicas, o.waitTimeoutMs]] : commands;
           const replies = await withClient(async (client) => {
-            const out = await pipeline(client, sent);
-            // After a Cluster failover ioredis follows a pipeline's MOVED only when every reply is MOVED
-            // to one node; with the WAIT (answered by the old node) it is not, and its slot map stays
-            // stale. Drop this client: the pool makes a new one, which loads the slots afresh, for the retry.
-            if (isCluster(client) && out.some((r) => r.error && /^(MOVED|ASK) /.test(r.error.message))) destroy(client);
+            let out = await pipeline(client, sent);
+            if (sent !== commands && isCluster(client) && out.some((r) => r.error && /^(MOVED|ASK) /.test(r.error.message))) {
+              // After a Cluster failover ioredis follows a pipeline's MOVED only when no other command of
+              // it succeeded; the WAIT (answered by the old node) did, so nothing was redirected and the
+              // slot map stays stale. The XADDs were not executed: send them alone (ioredis follows the
+              // MOVED and updates its map), then the WAIT next to a read of the same key, on the same node.
+              out = await pipeline(client, commands);
+              const [, wait] = await pipeline(client, [['XLEN', key], sent[sent.length - 1] as Command]);
+              out.push(wait ?? { error: new Error('WAIT got no reply') });
+            }
             return out;
           });
           const replicated = o.waitReplicas > 0 ? waitFailure(replies.pop(), o, topic) : undefined;
