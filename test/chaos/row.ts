@@ -11,7 +11,10 @@ export interface ChaosRow {
   /** Extra handler calls beyond the first, summed over messages. */
   duplicates: number;
   deadLettered: number;
-  /** From the fault to the last publish attempt that failed (how long publishing was out; 0 when none failed), in ms. */
+  /**
+   * From the fault to the last publish attempt that failed (how long publishing was out), in ms; when no
+   * publish failed (Kafka: kafkajs retried them itself), the longest time until the partitions had new leaders.
+   */
   recoverMs: number;
   detail: string;
   seconds: number;

@@ -3,6 +3,7 @@
  * 18200+ unless BUS_CHAOS_*_PORT say otherwise; never the shared Redis on 6379) and prints one table.
  * Each scenario is bounded by its own deadline. Exit code 1 when a scenario lost an acknowledged publish.
  */
+import { kafkaFailover } from './kafka-failover.js';
 import { clusterFailover, sentinelFailover } from './redis-failover.js';
 import { type ChaosRow, formatTable } from './row.js';
 
@@ -14,6 +15,14 @@ const port = (name: string, fallback: number) => Number(process.env[name] ?? fal
 const scenarios: Record<string, () => Promise<ChaosRow>> = {
   'redis-sentinel': () => sentinelFailover({ base: port('BUS_CHAOS_SENTINEL_PORT', 18200), messages: short ? 2000 : 20_000, deadlineMs: short ? 60_000 : 240_000 }),
   'redis-cluster': () => clusterFailover({ base: port('BUS_CHAOS_CLUSTER_PORT', 18301), messages: short ? 2000 : 20_000, deadlineMs: short ? 60_000 : 240_000 }),
+  'kafka-leader': () =>
+    kafkaFailover({
+      base: port('BUS_CHAOS_KAFKA_PORT', 18092),
+      controllerBase: port('BUS_CHAOS_KAFKA_PORT', 18092) + 100,
+      messages: short ? 2000 : 20_000,
+      deadlineMs: short ? 150_000 : 400_000,
+      runDir: process.env.BUS_CHAOS_KAFKA_RUN_DIR,
+    }),
 };
 
 const rows: ChaosRow[] = [];
