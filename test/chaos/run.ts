@@ -4,6 +4,7 @@
  * Each scenario is bounded by its own deadline. Exit code 1 when a scenario lost an acknowledged publish.
  */
 import { kafkaFailover } from './kafka-failover.js';
+import { redisConsumerCrash } from './redis-consumer-crash.js';
 import { clusterFailover, sentinelFailover } from './redis-failover.js';
 import { type ChaosRow, formatTable } from './row.js';
 
@@ -13,6 +14,8 @@ const only = args.filter((a) => !a.startsWith('--'));
 const port = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 
 const scenarios: Record<string, () => Promise<ChaosRow>> = {
+  'redis-consumer-kill': () =>
+    redisConsumerCrash({ base: port('BUS_CHAOS_REDIS_PORT', 18210), messages: short ? 10_000 : 100_000, kills: short ? 3 : 10, everyMs: short ? 500 : 1500, deadlineMs: short ? 60_000 : 240_000 }),
   'redis-sentinel': () => sentinelFailover({ base: port('BUS_CHAOS_SENTINEL_PORT', 18200), messages: short ? 2000 : 20_000, deadlineMs: short ? 60_000 : 240_000 }),
   'redis-cluster': () => clusterFailover({ base: port('BUS_CHAOS_CLUSTER_PORT', 18301), messages: short ? 2000 : 20_000, deadlineMs: short ? 60_000 : 240_000 }),
   'kafka-leader': () =>
