@@ -7,6 +7,9 @@ set -euo pipefail
 HOST="${BUS_REDIS_CLUSTER_HOST:-127.0.0.1}"
 PORT_BASE="${BUS_REDIS_CLUSTER_PORT_BASE:-7001}"
 NODES="${BUS_REDIS_CLUSTER_NODES:-3}"
+REPLICAS="${BUS_REDIS_CLUSTER_REPLICAS:-0}"
+NODE_TIMEOUT="${BUS_REDIS_CLUSTER_NODE_TIMEOUT:-5000}"
+BUS_OFFSET="${BUS_REDIS_CLUSTER_BUS_OFFSET:-10000}"
 RUN_DIR="${BUS_REDIS_CLUSTER_DIR:-${TMPDIR:-/tmp}/bus-redis-cluster}"
 START_TIMEOUT="${BUS_REDIS_CLUSTER_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${BUS_REDIS_CLUSTER_STOP_TIMEOUT:-10}"
@@ -15,7 +18,7 @@ usage() {
   cat <<EOF
 Usage: scripts/redis-cluster.sh <command>
 
-Runs a Redis Cluster of $NODES masters on $HOST:$PORT_BASE.. (no replicas, no persistence),
+Runs a Redis Cluster of $NODES masters with $REPLICAS replica(s) each on $HOST:$PORT_BASE.. (no persistence),
 data and logs in $RUN_DIR.
 
 Commands:
@@ -26,12 +29,17 @@ Commands:
   restart   stop + start
   status    print each node's state; exit 0 only when the cluster is healthy
   nodes     print the nodes as host:port, comma-separated (for BUS_REDIS_CLUSTER_NODES-style config)
+  kill9 <port>   SIGKILL one node (fault tests)
+  revive <port>  start a killed node again (it rejoins with its nodes.conf, as a replica after a failover)
   help      this text
 
 Environment (defaults in brackets):
   BUS_REDIS_CLUSTER_HOST           listen address [127.0.0.1]
   BUS_REDIS_CLUSTER_PORT_BASE      port of the first node; node i listens on base+i-1 [7001]
   BUS_REDIS_CLUSTER_NODES          number of masters (>= 3) [3]
+  BUS_REDIS_CLUSTER_REPLICAS       replicas per master; nodes listen on base .. base+masters*(1+replicas)-1 [0]
+  BUS_REDIS_CLUSTER_BUS_OFFSET     a node's cluster bus port is its port + this [10000]
+  BUS_REDIS_CLUSTER_NODE_TIMEOUT   cluster-node-timeout in ms (a dead master fails over after about this) [5000]
   BUS_REDIS_CLUSTER_DIR            data, configs, logs, pid files [\$TMPDIR/bus-redis-cluster]
   BUS_REDIS_CLUSTER_START_TIMEOUT  seconds to wait for the cluster to become healthy [30]
   BUS_REDIS_CLUSTER_STOP_TIMEOUT   seconds to wait for a node to exit before SIGKILL [10]
@@ -45,7 +53,9 @@ command -v redis-server >/dev/null 2>&1 || die "redis-server not found (apt-get 
 command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found (apt-get install redis-tools)"
 [[ "$NODES" =~ ^[0-9]+$ ]] && [ "$NODES" -ge 3 ] || die "BUS_REDIS_CLUSTER_NODES must be an integer >= 3, got '$NODES'"
 
-ports() { local i; for ((i = 0; i < NODES; i++)); do echo $((PORT_BASE + i)); done; }
+[[ "$REPLICAS" =~ ^[0-9]+$ ]] || die "BUS_REDIS_CLUSTER_REPLICAS must be an integer >= 0, got '$REPLICAS'"
+TOTAL=$((NODES * (1 + REPLICAS)))
+ports() { local i; for ((i = 0; i < TOTAL; i++)); do echo $((PORT_BASE + i)); done; }
 cli() { local port=$1; shift; timeout 5 redis-cli -h "$HOST" -p "$port" "$@" 2>/dev/null; }
 answers() { [ "$(cli "$1" PING)" = "PONG" ]; }
 node_ok() { cli "$1" CLUSTER INFO | tr -d '\r' | grep -q '^cluster_state:ok$'; }
@@ -55,7 +65,7 @@ healthy() {
   local port
   for port in $(ports); do
     answers "$port" && node_ok "$port" || return 1
-    [ "$(known_nodes "$port")" = "$NODES" ] || return 1
+    [ "$(known_nodes "$port")" = "$TOTAL" ] || return 1
   done
 }
 
@@ -100,7 +110,7 @@ start_node() {
   mkdir -p "$dir"
   if answers "$port"; then die "port $port is taken by another process (not our cluster node)"; fi
   redis-server --port "$port" --bind "$HOST" --protected-mode no \
-    --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 5000 \
+    --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout "$NODE_TIMEOUT" --cluster-port $((port + BUS_OFFSET)) \
     --dir "$dir" --save "" --appendonly no \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
 }
@@ -135,7 +145,7 @@ start() {
   wait_until "$START_TIMEOUT" all_answer || die "nodes did not answer within ${START_TIMEOUT}s (logs in $RUN_DIR/*/redis.log)"
   local addresses=()
   for port in $(ports); do addresses+=("$HOST:$port"); done
-  timeout "$START_TIMEOUT" redis-cli --cluster create "${addresses[@]}" --cluster-replicas 0 --cluster-yes >"$RUN_DIR/create.log" 2>&1 ||
+  timeout "$START_TIMEOUT" redis-cli --cluster create "${addresses[@]}" --cluster-replicas "$REPLICAS" --cluster-yes >"$RUN_DIR/create.log" 2>&1 ||
     die "redis-cli --cluster create failed: $(tail -5 "$RUN_DIR/create.log")"
   wait_until "$START_TIMEOUT" healthy || die "cluster not healthy within ${START_TIMEOUT}s (see $RUN_DIR)"
   trap - EXIT
@@ -168,6 +178,8 @@ case "${1:-help}" in
   restart) stop; start ;;
   status) status ;;
   nodes) nodes ;;
+  kill9) pid=$(pid_of "${2:?port}"); [ -n "$pid" ] && kill -9 "$pid" ;;
+  revive) start_node "${2:?port}" ;;
   help | --help | -h) usage ;;
   *) usage; exit 2 ;;
 esac

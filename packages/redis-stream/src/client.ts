@@ -35,8 +35,9 @@ export function makeClient(o: ResolvedOptions, role: ConnectionRole): RedisClien
     nodeOptions.commandTimeout = commandTimeout(redisOptions?.commandTimeout);
     return new Cluster(o.cluster.nodes, { enableOfflineQueue: defaults.enableOfflineQueue, ...clusterOptions, lazyConnect: true, redisOptions: nodeOptions });
   }
-  const options: RedisOptions = { connectionName, connectTimeout: o.connectTimeoutMs, ...defaults, ...o.connection, ...forced };
-  options.commandTimeout = commandTimeout(o.connection.commandTimeout);
+  const own = o.sentinel ? { ...o.sentinel.options, sentinels: o.sentinel.sentinels, name: o.sentinel.name } : o.connection;
+  const options: RedisOptions = { connectionName, connectTimeout: o.connectTimeoutMs, ...defaults, ...own, ...forced };
+  options.commandTimeout = commandTimeout(own.commandTimeout);
   return o.url ? new Redis(o.url, options) : new Redis(options);
 }
 
@@ -195,8 +196,8 @@ export function toBusError(error: unknown, transport: string, what: string): Bus
   if (isReplyError(error)) {
     const code = replyCode(error);
     if (code !== undefined && AUTH_CODES.has(code)) return new AuthError(message, { cause: error });
-    // OOM, LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN pass; the rest (WRONGTYPE, ERR…) will not.
-    const retryable = code !== undefined && ['OOM', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MASTERDOWN', 'READONLY'].includes(code);
+    // OOM, LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN pass, MOVED/ASK after a failover too; the rest (WRONGTYPE, ERR…) will not.
+    const retryable = code !== undefined && ['OOM', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MASTERDOWN', 'READONLY', 'MOVED', 'ASK'].includes(code);
     return new PublishError(message, { cause: error, retryable });
   }
   return new ConnectionError(message, { cause: error });

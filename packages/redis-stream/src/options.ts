@@ -38,6 +38,35 @@ export interface TrimOptions {
   exact?: boolean;
 }
 
+/**
+ * Safe retention: consumers trim each stream below the oldest entry some consumer group still needs
+ * (the lowest of every group's last-delivered id and oldest pending id, `XTRIM MINID`), so a stopped
+ * or slow group never loses what it has not handled. Runs in each subscription's claim pass.
+ */
+export interface RetentionOptions {
+  /**
+   * A pass runs at most this often per subscription (and at most every `claimIntervalMs`), in ms.
+   * @default 60000
+   */
+  intervalMs?: number;
+  /** Trim exactly (`XTRIM MINID =`) instead of by whole radix-tree nodes (`~`, cheaper). @default false */
+  exact?: boolean;
+}
+
+/** Connection through Redis Sentinel: the bus follows the master's promotions. */
+export interface RedisSentinelConnection {
+  /** The sentinels (a few are enough). */
+  sentinels: Array<{ host: string; port: number }>;
+  /** The monitored master's name (`sentinel monitor <name> …`). */
+  name: string;
+  /**
+   * ioredis options of every connection (merged under our per-role defaults like `connection`),
+   * e.g. `sentinelPassword`, `password`, `tls`.
+   * @default {}
+   */
+  options?: RedisOptions;
+}
+
 /** Names of the stream fields that carry the record's value and key (every other field is a header). */
 export interface FieldNames {
   /** @default '_data' */
@@ -47,7 +76,7 @@ export interface FieldNames {
 }
 
 /**
- * Options of {@link redisStream}. Give exactly one of `url`/`connection`, `cluster`, or `createClient`
+ * Options of {@link redisStream}. Give exactly one of `url`/`connection`, `cluster`, `sentinel`, or `createClient`
  * (with none of them, `redis://127.0.0.1:6379` is used).
  */
 export interface RedisStreamOptions {
@@ -124,8 +153,26 @@ export interface RedisStreamOptions {
    * @default false
    */
   binary?: boolean;
-  /** Stream trimming on publish. Off by default: read the README's warning first. @default undefined */
+  /**
+   * Hard caps on stream length/age, applied on publish. They trim **regardless of consumer groups**:
+   * read the README's "Trimming" section first; prefer `retention`.
+   * @default undefined
+   */
   trim?: TrimOptions;
+  /** Safe retention, trimming only what every group has had (see the README). @default undefined (off) */
+  retention?: RetentionOptions;
+  /**
+   * After each publish, `WAIT <waitReplicas> <waitTimeoutMs>`: the publish resolves ok only once this
+   * many replicas have the entries; otherwise each record fails with a retryable `PublishError` (the
+   * entries may still be on the master: a retry can duplicate them). `0`: no WAIT — an ok publish is
+   * on the master only, and a master crash before replication loses it.
+   * @default 0
+   */
+  waitReplicas?: number;
+  /** Deadline of the `WAIT` of `waitReplicas`, in ms. @default 1000 */
+  waitTimeoutMs?: number;
+  /** Connect through Redis Sentinel instead of `url`/`connection`/`cluster`. @default undefined */
+  sentinel?: RedisSentinelConnection;
   /** Names of the value and key fields. @default { value: '_data', key: '_key' } */
   fields?: FieldNames;
 }
@@ -196,6 +243,25 @@ export const redisStreamSchema = opt.object({
       }
     })
     .default(() => ({ exact: false })),
+  retention: opt.object({ intervalMs: opt.int(10, DAY).default(60_000), exact: opt.boolean().default(false) }).optional(),
+  waitReplicas: opt.int(0, 1000).default(0),
+  waitTimeoutMs: opt.int(1, DAY).default(1000),
+  sentinel: opt
+    .object({
+      sentinels: opt.array(
+        opt.custom<{ host: string; port: number }>((v, at) => {
+          const node = v as { host?: unknown; port?: unknown };
+          if (typeof v !== 'object' || v === null || typeof node.host !== 'string' || typeof node.port !== 'number') fail(at, 'must be { host, port }', v);
+          return v as { host: string; port: number };
+        }),
+      ),
+      name: opt.string(),
+      options: opt.custom<RedisOptions>((v, at) => {
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(at, 'must be an object (ioredis options)', v);
+        return v as RedisOptions;
+      }).default(() => ({})),
+    })
+    .optional(),
   fields: opt
     .object({ value: opt.string().default('_data'), key: opt.string().default('_key') })
     .refine((fields, at) => {
@@ -205,7 +271,8 @@ export const redisStreamSchema = opt.object({
 });
 
 /** {@link RedisStreamOptions} checked and with every default filled in. */
-export type ResolvedOptions = Omit<Infer<typeof redisStreamSchema>, 'nackDelayMs' | 'cluster' | 'url' | 'connection'> & {
+export type ResolvedOptions = Omit<Infer<typeof redisStreamSchema>, 'nackDelayMs' | 'cluster' | 'url' | 'connection' | 'sentinel'> & {
+  sentinel: { sentinels: Array<{ host: string; port: number }>; name: string; options: RedisOptions } | undefined;
   connection: RedisOptions;
   /** The URL to connect to; undefined when `connection` alone, `cluster` or `createClient` is used. */
   url: string | undefined;
@@ -215,7 +282,7 @@ export type ResolvedOptions = Omit<Infer<typeof redisStreamSchema>, 'nackDelayMs
 
 /** Default values of {@link RedisStreamOptions} (pool defaults are `POOL_DEFAULTS` of `@bus/core`). */
 export const DEFAULTS = {
-  ...(redisStreamSchema.parse({}, { source: 'bus/redis', path: '' }) as Omit<ResolvedOptions, 'url' | 'cluster'>),
+  ...(redisStreamSchema.parse({}, { source: 'bus/redis', path: '' }) as Omit<ResolvedOptions, 'url' | 'cluster' | 'sentinel'>),
   url: 'redis://127.0.0.1:6379',
   nackDelayMs: 1000,
 } as const;
@@ -224,15 +291,16 @@ export const DEFAULTS = {
 export function resolveOptions(options: unknown): ResolvedOptions {
   const at = { source: 'bus/redis', path: '' };
   const o = redisStreamSchema.parse(options ?? {}, at);
-  const sources = [o.url !== undefined || o.connection !== undefined ? 'url/connection' : '', o.cluster ? 'cluster' : '', o.createClient ? 'createClient' : ''].filter(Boolean);
+  const sources = [o.url !== undefined || o.connection !== undefined ? 'url/connection' : '', o.cluster ? 'cluster' : '', o.sentinel ? 'sentinel' : '', o.createClient ? 'createClient' : ''].filter(Boolean);
   if (sources.length > 1) fail(child(at, sources[1] as string), `cannot be combined with ${sources[0]}: give one way to connect`, '[given]');
   const nackDelayMs = o.nackDelayMs ?? Math.min(DEFAULTS.nackDelayMs, o.claimIdleMs);
   if (nackDelayMs > o.claimIdleMs) fail(child(at, 'nackDelayMs'), `must not exceed claimIdleMs (${o.claimIdleMs})`, nackDelayMs);
   return {
     ...o,
     connection: o.connection ?? {},
-    url: o.url ?? (o.connection === undefined && !o.cluster && !o.createClient ? DEFAULTS.url : undefined),
+    url: o.url ?? (o.connection === undefined && !o.cluster && !o.sentinel && !o.createClient ? DEFAULTS.url : undefined),
     cluster: o.cluster as ResolvedOptions['cluster'],
+    sentinel: o.sentinel as ResolvedOptions['sentinel'],
     nackDelayMs,
   };
 }

@@ -4,6 +4,7 @@ import { connect, destroy, isReplyError, keySlot, messageOf, replyCode, toBusErr
 import { type Command, num, parseEntries, parseRead, pipeline, type RawEntry } from './commands.js';
 import type { RedisClient, ResolvedOptions } from './options.js';
 import { restoreBinaryValues } from './exact.js';
+import { Retention } from './retention.js';
 import { fromFields } from './wire.js';
 
 /** What a subscription needs from its transport. */
@@ -15,6 +16,8 @@ export interface SubscriptionContext {
   clusterMode: boolean;
   streamKey(topic: string): string;
   onClosed(subscription: Subscription): void;
+  /** Entries of `key` trimmed before `group` had them (see retention.ts). */
+  onTrimmedUnread?(key: string, group: string, count: number): void;
 }
 
 /**
@@ -89,6 +92,8 @@ class StreamSubscription implements Subscription {
   private closing: Promise<void> | undefined;
   /** `SubscribeOptions.maxBatchesInFlight`: handler calls (fetches) each reader may have running at once. */
   private readonly maxInFlight: number;
+  /** Safe retention (the `retention` option), run from the claim pass. */
+  private readonly retention: Retention | undefined;
 
   constructor(
     private readonly ctx: SubscriptionContext,
@@ -99,6 +104,7 @@ class StreamSubscription implements Subscription {
     this.log = ctx.logger.child({ group: so.group, consumer: so.consumerName });
     this.startId = so.startFrom === 'latest' ? '$' : '0';
     this.maxInFlight = Math.max(1, Math.floor(so.maxBatchesInFlight ?? 1));
+    this.retention = ctx.options.retention && new Retention(ctx.options.retention.intervalMs, ctx.options.retention.exact, this.log, ctx.onTrimmedUnread);
     const bySlot = new Map<number, string[]>();
     for (const topic of new Set(so.topics)) {
       const key = ctx.streamKey(topic);
@@ -307,6 +313,7 @@ class StreamSubscription implements Subscription {
       this.log.debug('claimed idle pending entries', { count: claimed.length, ids: claimed.slice(0, 20).map((e) => e.id) });
     }
     await this.hygiene(reader, client);
+    await this.retention?.maybeRun(client, reader.keys);
     return claimed;
   }
 

@@ -10,6 +10,7 @@ import {
   noopMetrics,
   type Pool,
   PoolTimeoutError,
+  PublishError,
   type PublishResult,
   type SubscribeOptions,
   type Subscription,
@@ -35,6 +36,12 @@ export interface RedisStreamTransport extends Transport, AsyncDisposable {
   withClient<R>(fn: (client: RedisClient) => Promise<R>): Promise<R>;
   /** The stream fields that carry a record's value and key (every other field is a header), for tools that read entries. */
   readonly fields: Readonly<{ value: string; key: string }>;
+  /**
+   * Entries this transport's subscriptions saw trimmed (by the `trim` hard caps, or deleted) before
+   * their consumer group had them: lost for that group. Counted by the `retention` pass (off without it);
+   * each occurrence is also logged as a warning.
+   */
+  readonly trimmedUnread: number;
 }
 
 const CAPABILITIES: TransportCapabilities = Object.freeze({
@@ -75,6 +82,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
   let clusterMode: boolean | undefined = o.cluster ? true : o.createClient ? undefined : false;
   const subscriptions = new Set<Subscription>();
   let closing: Promise<void> | undefined;
+  let trimmedUnread = 0;
   const streamKey = (topic: string) => o.keyPrefix + topic;
   const movers = new Map<string, DelayMover>();
   const moverOf = (topic: string): DelayMover => {
@@ -160,13 +168,30 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
       });
       if (commands.length > 0) {
         try {
-          const replies = await withClient((client) => pipeline(client, commands));
+          // WAIT rides in the same pipeline, so it goes to the node that took the XADDs.
+          const sent: Command[] = o.waitReplicas > 0 ? [...commands, ['WAIT', o.waitReplicas, o.waitTimeoutMs]] : commands;
+          const replies = await withClient(async (client) => {
+            let out = await pipeline(client, sent);
+            if (sent !== commands && isCluster(client) && out.some((r) => r.error && /^(MOVED|ASK) /.test(r.error.message))) {
+              // After a Cluster failover ioredis follows a pipeline's MOVED only when no other command of
+              // it succeeded; the WAIT (answered by the old node) did, so nothing was redirected and the
+              // slot map stays stale. The XADDs were not executed: send them alone (ioredis follows the
+              // MOVED and updates its map), then the WAIT next to a read of the same key, on the same node.
+              out = await pipeline(client, commands);
+              const [, wait] = await pipeline(client, [['XLEN', key], sent[sent.length - 1] as Command]);
+              out.push(wait ?? { error: new Error('WAIT got no reply') });
+            }
+            return out;
+          });
+          const replicated = o.waitReplicas > 0 ? waitFailure(replies.pop(), o, topic) : undefined;
           replies.forEach((reply, j) => {
             const i = index[j] as number;
             const id = reply.error ? undefined : reply.value;
             results[i] =
               typeof id === 'string' && id.length > 0
-                ? { ok: true, id }
+                ? replicated
+                  ? { ok: false, error: replicated }
+                  : { ok: true, id }
                 : { ok: false, error: toBusError(reply.error ?? new Error(`XADD returned ${String(id)}`), o.name, `XADD to "${topic}" failed`) };
           });
         } catch (error) {
@@ -209,6 +234,9 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
           clusterMode,
           streamKey,
           onClosed: (s) => subscriptions.delete(s),
+          onTrimmedUnread: (_key, _group, count) => {
+            trimmedUnread += count;
+          },
         },
         subscribeOptions,
         handler,
@@ -245,6 +273,10 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
 
     withClient,
 
+    get trimmedUnread() {
+      return trimmedUnread;
+    },
+
     close() {
       closing ??= (async () => {
         await Promise.allSettled([...subscriptions].map((s) => s.close()));
@@ -259,6 +291,21 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     },
   };
   return transport;
+}
+
+/**
+ * The error of every record of a publish whose `WAIT` did not reach `waitReplicas` replicas in time
+ * (undefined when it did). Retryable: the entries are on the master and may reach the replicas later,
+ * or be lost in a failover; a retry can duplicate them.
+ */
+function waitFailure(reply: { error?: Error; value?: unknown } | undefined, o: ResolvedOptions, topic: string): PublishError | undefined {
+  const acked = reply?.error ? undefined : num(reply?.value);
+  if (acked !== undefined && acked >= o.waitReplicas) return undefined;
+  const why = reply?.error ? messageOf(reply.error) : `${acked ?? 0} of ${o.waitReplicas} replicas acknowledged within ${o.waitTimeoutMs} ms`;
+  return new PublishError(`[bus/${o.name}] publish to "${topic}" is not confirmed on the replicas (waitReplicas): ${why}; the entries may be lost in a failover or duplicated by a retry`, {
+    cause: reply?.error,
+    retryable: true,
+  });
 }
 
 function trimArgs(trim: ResolvedOptions['trim']): (string | number)[] {

@@ -1,0 +1,30 @@
+/** One line of the chaos table. */
+export interface ChaosRow {
+  scenario: string;
+  messages: number;
+  /** Publishes that resolved ok (each message counted once, however many retries it took). */
+  publishedOk: number;
+  /** Distinct messages handled at least once. */
+  handled: number;
+  /** Published ok and never handled. */
+  lost: number;
+  /** Extra handler calls beyond the first, summed over messages. */
+  duplicates: number;
+  deadLettered: number;
+  /**
+   * From the fault to the last publish attempt that failed (how long publishing was out), in ms; when no
+   * publish failed (Kafka: kafkajs retried them itself), the longest time until the partitions had new leaders.
+   */
+  recoverMs: number;
+  detail: string;
+  seconds: number;
+}
+
+/** The rows as one fixed-width table. */
+export function formatTable(rows: readonly ChaosRow[]): string {
+  const header = ['scenario', 'messages', 'published ok', 'handled', 'lost', 'duplicates', 'dead-lettered', 'recover ms', 'run s'];
+  const lines = rows.map((r) => [r.scenario, r.messages, r.publishedOk, r.handled, r.lost, r.duplicates, r.deadLettered, r.recoverMs, r.seconds.toFixed(1)].map(String));
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
+  return [fmt(header), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...lines.map(fmt)].join('\n');
+}

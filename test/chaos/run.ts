@@ -1,0 +1,45 @@
+/**
+ * `pnpm chaos [--short] [scenario…]`: runs the fault scenarios on brokers of its own (loopback ports
+ * 18200+ unless BUS_CHAOS_*_PORT say otherwise; never the shared Redis on 6379) and prints one table.
+ * Each scenario is bounded by its own deadline. Exit code 1 when a scenario lost an acknowledged publish.
+ */
+import { kafkaFailover } from './kafka-failover.js';
+import { redisConsumerCrash } from './redis-consumer-crash.js';
+import { clusterFailover, sentinelFailover } from './redis-failover.js';
+import { type ChaosRow, formatTable } from './row.js';
+
+const args = process.argv.slice(2);
+const short = args.includes('--short');
+const only = args.filter((a) => !a.startsWith('--'));
+const port = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+
+const scenarios: Record<string, () => Promise<ChaosRow>> = {
+  'redis-consumer-kill': () =>
+    redisConsumerCrash({ base: port('BUS_CHAOS_REDIS_PORT', 18210), messages: short ? 10_000 : 100_000, kills: short ? 3 : 10, everyMs: short ? 500 : 1500, deadlineMs: short ? 60_000 : 240_000 }),
+  'redis-sentinel': () => sentinelFailover({ base: port('BUS_CHAOS_SENTINEL_PORT', 18200), messages: short ? 2000 : 20_000, deadlineMs: short ? 60_000 : 240_000 }),
+  'redis-cluster': () => clusterFailover({ base: port('BUS_CHAOS_CLUSTER_PORT', 18301), messages: short ? 2000 : 20_000, deadlineMs: short ? 60_000 : 240_000 }),
+  'kafka-leader': () =>
+    kafkaFailover({
+      base: port('BUS_CHAOS_KAFKA_PORT', 18092),
+      controllerBase: port('BUS_CHAOS_KAFKA_PORT', 18092) + 100,
+      messages: short ? 2000 : 20_000,
+      deadlineMs: short ? 150_000 : 400_000,
+      runDir: process.env.BUS_CHAOS_KAFKA_RUN_DIR,
+    }),
+};
+
+const rows: ChaosRow[] = [];
+for (const [name, scenario] of Object.entries(scenarios)) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  console.error(`chaos: ${name}${short ? ' (short)' : ''}…`);
+  try {
+    const row = await scenario();
+    rows.push(row);
+    console.error(`chaos: ${name}: ${row.detail}`);
+  } catch (error) {
+    console.error(`chaos: ${name} failed: ${(error as Error).stack ?? error}`);
+    rows.push({ scenario: `${name} (FAILED: ${(error as Error).message})`, messages: 0, publishedOk: 0, handled: 0, lost: 0, duplicates: 0, deadLettered: 0, recoverMs: 0, detail: '', seconds: 0 });
+  }
+}
+console.log(formatTable(rows));
+process.exit(rows.some((r) => r.lost > 0 || r.scenario.includes('FAILED')) ? 1 : 0);
