@@ -6,7 +6,7 @@ import { createBus, type HandlerContext } from '@bus/core';
 import { hyperfMessagebusCodec } from '../src/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBroker, testTransport, waitFor } from './helpers/kafka.js';
-import { headersOf, kcat, kcatRead } from './helpers/kcat.js';
+import { headersOf, kcat, kcatRead } from '../../kafka/test/helpers/kcat.js';
 
 type Events = { 'live.duration': { anchorId: string; minutes: number } };
 const run = randomUUID().slice(0, 8);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createBus, DLQ_HEADER, HEADER, type HandlerContext, uuidv7 } from '@bus/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BROKERS, PROTOCOLS, requireBroker, testTransport, waitFor } from './helpers/kafka.js';
-import { headersOf, type KcatRecord, kcat, kcatRead } from './helpers/kcat.js';
+import { headersOf, type KcatRecord, kcat, kcatRead } from '../../kafka/test/helpers/kcat.js';
 
 type Events = { 'order.placed': { orderId: string; amount: number }; 'order.shipped': { orderId: string } };
 const run = randomUUID().slice(0, 8);
