@@ -75,9 +75,35 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
   const topics = (options.broker && brokerTopics.get(options.broker)) || new Map<string, Topic>();
   const subscriptions = new Set<Subscription>();
   let closed = false;
-  /** Delayed records waiting for their time (lost with the process, like everything here). */
-  const timers = new Set<NodeJS.Timeout>();
+  /**
+   * Delayed records waiting for their time (lost with the process, like everything here), in due
+   * order: by due time, then in the order they were stored, as a broker's delay store keeps them
+   * (records due at the same millisecond come out in publish order). One timer, for the first.
+   */
+  const delayed: { deliverAt: number; topic: string; record: WireRecord }[] = [];
+  let delayTimer: NodeJS.Timeout | undefined;
   let delayedSeq = 0;
+  const clearDelayed = () => {
+    delayed.length = 0;
+    if (delayTimer) clearTimeout(delayTimer);
+    delayTimer = undefined;
+  };
+  const armDelayTimer = () => {
+    if (delayTimer) clearTimeout(delayTimer);
+    delayTimer = undefined;
+    const first = delayed[0];
+    if (!first || closed) return;
+    // Never early: a timer may fire a millisecond before its time on some platforms; it re-arms.
+    delayTimer = setTimeout(releaseDue, Math.max(0, first.deliverAt - Date.now()));
+  };
+  const releaseDue = () => {
+    delayTimer = undefined;
+    const now = Date.now();
+    let due = 0;
+    while (due < delayed.length && (delayed[due] as (typeof delayed)[number]).deliverAt <= now) due++;
+    for (const { topic, record } of delayed.splice(0, due)) if (!closed) void transport.publish(topic, [record]);
+    armDelayTimer();
+  };
 
   const topicOf = (name: string): Topic => {
     let topic = topics.get(name);
@@ -136,29 +162,17 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
         const error = new ClosedError('memory transport');
         return records.map(() => ({ ok: false, error }));
       }
-      return records.map((record) => {
+      const results = records.map((record): PublishResult => {
         const { deliverAt, ...rest } = record;
         const stored: WireRecord = { ...rest, headers: { ...rest.headers } };
-        // Never early: a timer may fire a millisecond before its time on some platforms.
-        const fire = () => {
-          const left = deliverAt - Date.now();
-          if (left > 0) {
-            const again = setTimeout(() => {
-              timers.delete(again);
-              fire();
-            }, left);
-            timers.add(again);
-            return;
-          }
-          if (!closed) void transport.publish(name, [stored]);
-        };
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          fire();
-        }, Math.max(0, deliverAt - Date.now()));
-        timers.add(timer);
+        // After every record due at or before it: equal due times keep their publish order.
+        let at = delayed.length;
+        while (at > 0 && (delayed[at - 1] as (typeof delayed)[number]).deliverAt > deliverAt) at--;
+        delayed.splice(at, 0, { deliverAt, topic: name, record: stored });
         return { ok: true, id: `delayed-${delayedSeq++}` };
       });
+      armDelayTimer();
+      return results;
     },
 
     async subscribe(subscribeOptions: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
@@ -258,14 +272,12 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
     /** Drops every topic and group (between tests). */
     reset() {
       topics.clear();
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
+      clearDelayed();
     },
 
     async close() {
       closed = true;
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
+      clearDelayed();
       await Promise.all([...subscriptions].map((s) => s.close()));
     },
   };

@@ -126,6 +126,34 @@ export function delayTests(api: DelayTestApi, options: DelayTestOptions): void {
       }
     });
 
+    test('records due at the same time, stored by separate calls, come out in the order they were stored', async (t) => {
+      // What keeps a key's order when the redeliver retry parks its later messages behind a blocker:
+      // they are stored one by one, as they arrive, with the blocker's due time.
+      const topic = name('topic');
+      const got: number[] = [];
+      const sub = await t.subscribe(
+        { group: name('group'), topics: [topic], batchSize: 10, pollIntervalMs: poll, startFrom: 'earliest', consumerName: name('member') },
+        async (batch) => {
+          for (const m of batch) {
+            got.push(numberOf(m));
+            m.ack();
+          }
+        },
+      );
+      try {
+        const due = Date.now() + delay;
+        for (let n = 0; n < 8; n++) {
+          const [result] = (await t.publishDelayed?.(topic, [delayed(n, due, 'same-key')])) ?? [];
+          assert.ok(result?.ok, result && !result.ok ? result.error.message : 'no result');
+          await sleep(3 * (n % 3)); // stored at different moments, due at the same one
+        }
+        await waitFor('8 delayed records', () => got.length >= 8);
+        assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7]);
+      } finally {
+        await sub.close();
+      }
+    });
+
     test('publish and publishBatch take delayMs / deliverAt; the handler sees bus-deliver-at', async (t) => {
       const topic = name('topic');
       const bus = createBus<Events>({ transports: { t } });
