@@ -263,7 +263,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     async lag(group: string, topics: readonly string[]): Promise<LagInfo[]> {
       return withClient(async (client) => {
         // One call per stream: in a Cluster the streams may live on different nodes.
-        const infos = await Promise.all(topics.map((topic) => groupInfo(client, streamKey(topic), group)));
+        const infos = await Promise.all(topics.map((topic) => groupInfo(client, streamKey(topic), group, o.name)));
         return topics.map((topic, i) => {
           const info = infos[i] as { lag: number; pending: number };
           return { group, topic, lag: info.lag, pending: info.pending };
@@ -320,11 +320,15 @@ function trimArgs(trim: ResolvedOptions['trim']): (string | number)[] {
  * cannot — e.g. after XDEL/trimming past the group — the entries after the group's last delivered id
  * are counted, up to 100 000). A missing group lags by the whole stream.
  */
-async function groupInfo(client: RedisClient, key: string, group: string): Promise<{ lag: number; pending: number }> {
+async function groupInfo(client: RedisClient, key: string, group: string, transport: string): Promise<{ lag: number; pending: number }> {
   const replies = await pipeline(client, [
     ['XINFO', 'GROUPS', key],
     ['XLEN', key],
   ]);
+  // A stream that does not exist yet has no lag; any other error (NOPERM, a failover) is the answer,
+  // never a lag of 0 that would tell an operator the group is drained.
+  const failed = replies.find((r) => r.error && !/no such key/i.test(messageOf(r.error)))?.error;
+  if (failed) throw toBusError(failed, transport, `could not read the lag of group "${group}" on "${key}"`);
   const length = num(replies[1]?.value) ?? 0;
   const groups = replies[0]?.error ? [] : ((replies[0]?.value as unknown[]) ?? []);
   const info = groups.map(parseFlat).find((g) => String(g.name) === group);
@@ -334,5 +338,6 @@ async function groupInfo(client: RedisClient, key: string, group: string): Promi
   if (lag !== undefined) return { lag, pending };
   const last = String(info['last-delivered-id'] ?? '0-0');
   const [after] = await pipeline(client, [['XRANGE', key, `(${last}`, '+', 'COUNT', 100_000] satisfies Command]);
+  if (after?.error) throw toBusError(after.error, transport, `could not read the lag of group "${group}" on "${key}"`);
   return { lag: Array.isArray(after?.value) ? after.value.length : length, pending };
 }

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,7 +47,7 @@ let pki: TestPki;
 beforeAll(async () => {
   pki = makePki();
   const aclFile = join(pki.dir, 'users.acl');
-  writeFileSync(aclFile, `user default off\nuser writer on >${ACL_SECRET} ~* &* +@all\nuser readonly on >${ACL_SECRET} ~* &* +@all -xadd\n`);
+  writeFileSync(aclFile, `user default off\nuser writer on >${ACL_SECRET} ~* &* +@all\nuser readonly on >${ACL_SECRET} ~* &* +@all -xadd\nuser writeonly on >${ACL_SECRET} ~* &* +@all -@read\n`);
   servers.push(
     await startRedisWith(PORT.password, ['--port', String(PORT.password), '--requirepass', SECRET]),
     await startRedisWith(PORT.acl, ['--port', String(PORT.acl), '--aclfile', aclFile]),
@@ -177,6 +178,20 @@ describe('ACL users', () => {
     const error = failure(await t.publish('t', [record()]));
     expect(AuthError.isInstance(error)).toBe(true);
     expect(error.message).toContain('NOPERM');
+  });
+
+  it('lag() for a user who may not read the stream fails with an AuthError (NOPERM), it does not report 0', async () => {
+    const writer = make({ url: `redis://writer:${ACL_SECRET}@127.0.0.1:${PORT.acl}` });
+    const [result] = await writer.publish('lag-acl', [record()]);
+    expect(result?.ok).toBe(true);
+    const t = make({ url: `redis://writeonly:${ACL_SECRET}@127.0.0.1:${PORT.acl}` });
+    const error = await t.lag?.('g', ['lag-acl']).then(
+      (info) => assert.fail(`lag() resolved ${JSON.stringify(info)}`),
+      (e: unknown) => e as Error,
+    );
+    expect(AuthError.isInstance(error)).toBe(true);
+    expect(error?.message).toContain('NOPERM');
+    expect(error?.message).not.toContain(ACL_SECRET);
   });
 
   it('a wrong ACL password is an AuthError', async () => {
