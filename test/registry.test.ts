@@ -30,7 +30,7 @@ async function sh(cmd: string, args: string[], cwd: string, timeout = 120_000): 
   }
 }
 
-// A local npm registry (verdaccio 6.8) that stores @bus/* and proxies everything else to the npm registry.
+// A local npm registry (verdaccio 6) that stores @bus/* and proxies everything else to the npm registry.
 beforeAll(async () => {
   const port = await freePort();
   registryUrl = `http://127.0.0.1:${port}/`;
