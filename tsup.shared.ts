@@ -1,6 +1,6 @@
 import { defineConfig, type Options } from 'tsup';
 
-/** The build every package shares: ESM + CJS with their own declarations, for Node 20. */
+/** The build every package shares: ESM + CJS with their own declarations, for Node 22. */
 export function packageBuild(entry: Options['entry'] = { index: 'src/index.ts' }, extra: Options = {}) {
   return defineConfig({
     entry,
@@ -8,7 +8,7 @@ export function packageBuild(entry: Options['entry'] = { index: 'src/index.ts' }
     dts: true,
     sourcemap: true,
     clean: true,
-    target: 'node20',
+    target: 'node22',
     splitting: false,
     ...extra,
   });

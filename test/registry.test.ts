@@ -30,7 +30,7 @@ async function sh(cmd: string, args: string[], cwd: string, timeout = 120_000): 
   }
 }
 
-// A local npm registry (verdaccio 6.8) that stores @bus/* and proxies everything else to the npm registry.
+// A local npm registry (verdaccio 6) that stores @bus/* and proxies everything else to the npm registry.
 beforeAll(async () => {
   const port = await freePort();
   registryUrl = `http://127.0.0.1:${port}/`;
@@ -126,6 +126,7 @@ describe('a release published to a local registry (verdaccio), then installed wi
       expect(readFileSync(join(dir, 'CHANGELOG.md'), 'utf8'), p).toContain('## 0.1.0');
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
       if (p !== 'core') expect(pkg.dependencies['@bus/core'], p).toBe('^0.1.0');
+      expect(pkg.engines?.node, `${p}: Node 20 is end of life`).toBe('>=22');
     }
 
     writeFileSync(

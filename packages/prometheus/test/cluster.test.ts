@@ -31,7 +31,7 @@ describe('clusterMetricsServer with a node:cluster primary and 2 workers', { tim
       bundle: true,
       platform: 'node',
       format: 'esm',
-      target: 'node20',
+      target: 'node22',
       external: ['prom-client'],
       alias: { '@bus/core/kit': here('../../core/src/kit/index.ts'), '@bus/core': here('../../core/src/index.ts') },
       logLevel: 'silent',

@@ -19,7 +19,7 @@ beforeAll(async () => {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node22',
     external: ['prom-client'],
     alias: { '@bus/core/kit': here('../../core/src/kit/index.ts'), '@bus/core': here('../../core/src/index.ts'), '@bus/runtime': here('../../runtime/src/index.ts') },
     logLevel: 'silent',
