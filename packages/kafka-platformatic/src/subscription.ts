@@ -71,7 +71,7 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
       try {
         await this.connect();
       } catch (error) {
-        throw toBusError(error, `could not start a member of group "${this.subscription.group}"`, 'connection');
+        throw toBusError(error, `could not start a member of group "${this.subscription.group}"`, this.options.brokers, 'connection');
       }
       this.loop = this.run();
       const stream = this.stream as Stream;
