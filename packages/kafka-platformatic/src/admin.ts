@@ -53,7 +53,7 @@ export class AdminClient {
       }
       await this.waitForLeaders(topic, partitions);
     } catch (error) {
-      throw toBusError(error, create ? `could not create topic "${topic}"` : `could not list topics to find "${topic}"`, 'config');
+      throw toBusError(error, create ? `could not create topic "${topic}"` : `could not list topics to find "${topic}"`, this.options.brokers, 'config');
     }
     this.known.add(topic);
   }
@@ -105,7 +105,7 @@ export class AdminClient {
         return { group, topic, lag };
       });
     } catch (error) {
-      throw toBusError(error, `could not read the lag of group "${group}"`, 'connection');
+      throw toBusError(error, `could not read the lag of group "${group}"`, this.options.brokers, 'connection');
     }
   }
 

@@ -18,7 +18,10 @@ const brokersSchema = opt.custom<string[]>((value, at) => {
   const list = typeof value === 'string' ? value.split(',').map((b) => b.trim()).filter((b) => b.length > 0) : value;
   if (!Array.isArray(list) || list.length === 0) fail(at, 'must name at least one host:port (an array, or a comma-separated string)', value);
   return list.map((broker, i) => {
-    if (typeof broker !== 'string' || !brokerPattern.test(broker)) fail({ ...at, path: `${at.path}[${i}]` }, 'must be host:port', broker);
+    if (typeof broker !== 'string' || !brokerPattern.test(broker)) {
+      // `user:password@host:port` is no broker address; never echo what precedes the @.
+      fail({ ...at, path: `${at.path}[${i}]` }, 'must be host:port', typeof broker === 'string' ? broker.replace(/^.*@/, '***@') : broker);
+    }
     return broker;
   });
 });

@@ -40,7 +40,7 @@ export class Publisher {
       const metadata = await this.client.metadata({ topics: [topic] });
       partitions = metadata.topics.get(topic)?.partitionsCount ?? 1;
     } catch (error) {
-      const e = toBusError(error, `could not publish ${records.length} message(s) to "${topic}"`);
+      const e = toBusError(error, `could not publish ${records.length} message(s) to "${topic}"`, this.options.brokers);
       return records.map(() => ({ ok: false, error: e }));
     }
     for (const [start, end] of this.requests(records)) {
@@ -73,7 +73,7 @@ export class Publisher {
           results[start + j] = { ok: true, id: `${partition}:${offset}` };
         });
       } catch (error) {
-        failure = toBusError(error, `could not publish ${end - start} message(s) to "${topic}"`);
+        failure = toBusError(error, `could not publish ${end - start} message(s) to "${topic}"`, this.options.brokers);
         for (let i = start; i < end; i++) results[i] = { ok: false, error: failure };
       }
     }

@@ -37,6 +37,13 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
   private stream: Stream | undefined;
   /** Deliveries so far of messages that were nacked or left unsettled, by topic:partition:offset. */
   private readonly deliveries = new Map<string, number>();
+  /**
+   * The last offset of the acknowledged prefix of each partition (what this member committed or tried
+   * to). A classic rebalance can reject that commit and point the stream back at the committed offset
+   * while the member keeps the partition: what comes again up to here was handled, and is only committed.
+   * Kept when a partition is revoked: should it come back, what this member handled is still handled.
+   */
+  private readonly handledUpTo = new Map<string, bigint>();
   /** Offsets acknowledged after a nacked message (not committable yet), by topic:partition. */
   private readonly ackedAhead = new Map<string, Set<bigint>>();
   private readonly seeks = new Map<string, Seek>();
@@ -71,7 +78,7 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
       try {
         await this.connect();
       } catch (error) {
-        throw toBusError(error, `could not start a member of group "${this.subscription.group}"`, 'connection');
+        throw toBusError(error, `could not start a member of group "${this.subscription.group}"`, this.options.brokers, 'connection');
       }
       this.loop = this.run();
       const stream = this.stream as Stream;
@@ -146,8 +153,10 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
       stream.on('readable', () => this.wake?.());
       stream.on('error', (error) => this.crashed(stream, error));
       stream.on('close', () => this.crashed(stream, new Error('the messages stream closed')));
-      // A restarted stream starts at the committed offsets: pending seeks are met already.
+      // A restarted stream starts at the committed offsets: pending seeks are met already, and what it
+      // fetches again is handled again (a new member would; the topic may have been recreated).
       this.seeks.clear();
+      this.handledUpTo.clear();
     } catch (error) {
       this.consumer = undefined;
       await consumer.close(true).catch(() => {});
@@ -259,8 +268,9 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
     const skipped = new Set<Fetched>();
     for (const m of chunk) {
       const tp = tpOf(m.topic, m.partition);
-      // Acknowledged on an earlier delivery, after a message that was not: not handed out again.
-      if (this.ackedAhead.get(tp)?.has(m.offset)) {
+      // Acknowledged on an earlier delivery (after a message that was not, or before a rebalance rejected
+      // the commit): not handed out again, committed again.
+      if (this.ackedAhead.get(tp)?.has(m.offset) || m.offset <= (this.handledUpTo.get(tp) ?? -1n)) {
         skipped.add(m);
         continue;
       }
@@ -294,6 +304,7 @@ export class PlatformaticSubscription implements Subscription, AsyncDisposable {
     }
     // Commits are pipelined: the client merges them per partition and sends one at a time, in order.
     for (const [tp, m] of last) {
+      if (m.offset > (this.handledUpTo.get(tp) ?? -1n)) this.handledUpTo.set(tp, m.offset);
       const pending: Promise<void> = this.commit(m).then(() => {
         this.forgetUpTo(tp, m.offset);
         this.pendingCommits.delete(pending);

@@ -85,7 +85,7 @@ export function kafkaPlatformatic(options: KafkaPlatformaticOptions): KafkaPlatf
       try {
         await admin.ensureTopics([topic]);
       } catch (error) {
-        const failure = toBusError(error, `could not publish to "${topic}"`);
+        const failure = toBusError(error, `could not publish to "${topic}"`, o.brokers);
         return records.map(() => ({ ok: false, error: failure }));
       }
       publisher ??= new Publisher(o);

@@ -1,4 +1,5 @@
 import { AuthError, BusError, ConnectionError, type Logger, PublishError, redact, redactUrl } from '@bus/core';
+import { tlsFailure } from '@bus/core/kit';
 import { Kafka, type KafkaConfig, type LogEntry, logLevel } from 'kafkajs';
 import type { ResolvedOptions } from './options.js';
 
@@ -127,16 +128,6 @@ export function isAuthError(error: unknown): boolean {
     if (inner?.some(isAuthError)) return true;
   }
   return false;
-}
-
-/** The certificate check that failed (Node's `tls` error code), down the cause chain. */
-export function tlsFailure(error: unknown): string | undefined {
-  for (let e = error, depth = 0; e instanceof Error && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = String((e as { code?: unknown }).code ?? '');
-    if (/^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/.test(code)) return `${e.message} (${code})`;
-    if (/certificate|SSL routines|wrong version number/i.test(e.message)) return e.message;
-  }
-  return undefined;
 }
 
 /**

@@ -2,7 +2,7 @@ import { consoleLogger, type Logger, noopMetrics } from '@bus/core';
 import { Admin } from '@platformatic/kafka';
 import { type KafkaPlatformaticOptions, type KafkaPlatformaticTransport, kafkaPlatformatic } from '../../src/index.js';
 
-export { type DedicatedBroker, delay, KAFKA_SH, startDedicatedBroker, waitFor } from './broker.js';
+export { type DedicatedBroker, delay, KAFKA_SH, startDedicatedBroker, waitFor } from '../../../kafka/test/helpers/broker.js';
 
 /** The shared broker of the test environment (CI starts it with `bash scripts/kafka.sh start`). */
 export const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',').map((b) => b.trim());

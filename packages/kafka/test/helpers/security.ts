@@ -1,12 +1,11 @@
-// The same helpers as packages/redis-stream/test/helpers/security.ts (test files do not import across packages).
-import { execFile, execFileSync } from 'node:child_process';
+// Security test helpers of the Kafka drivers (@bus/kafka-platformatic's tests import this file too).
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger, LogFields } from '@bus/core';
-import { KAFKA_SH } from './kafka.js';
+import { startDedicatedBroker } from './broker.js';
 
 /** Everything logged, at every level, as text (errors with their causes), to grep for secrets. */
 export function capturingLogger(): Logger & { lines: string[]; text(): string } {
@@ -20,7 +19,7 @@ export function capturingLogger(): Logger & { lines: string[]; text(): string } 
   return Object.assign(make({}), { lines, text: () => lines.join('\n') });
 }
 
-/** An error or any value as text, with every `cause` down the chain and every own property. */
+/** An error or any value as text, with every `cause` and aggregated `errors` down the chain and every own property. */
 export function stringify(value: unknown): string {
   const seen = new Set<unknown>();
   return JSON.stringify(value, (_key, v: unknown) => {
@@ -29,7 +28,8 @@ export function stringify(value: unknown): string {
       seen.add(v);
     }
     if (v instanceof Error) {
-      return { ...(v as unknown as Record<string, unknown>), name: v.name, message: v.message, stack: v.stack, cause: (v as { cause?: unknown }).cause };
+      const { cause, errors } = v as { cause?: unknown; errors?: unknown };
+      return { ...(v as unknown as Record<string, unknown>), name: v.name, message: v.message, stack: v.stack, cause, errors };
     }
     if (typeof v === 'bigint') return String(v);
     return v;
@@ -87,49 +87,34 @@ export function makePki(): TestPki {
 
 /**
  * One private broker (scripts/kafka.sh on the given ports, its own run directory) with a PLAINTEXT,
- * a SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256 and -512; user `user` / `password`) and an SSL listener
- * whose certificate `pki` made.
+ * a SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256 and -512; `user` / `password`) and an SSL listener whose
+ * certificate `pki` made.
  */
 export async function startSecuredBroker(
   ports: { plain: number; controller: number; sasl: number; ssl: number },
   pki: TestPki,
   user: string,
   password: string,
-): Promise<{ stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bus-kafka-sec-'));
+): Promise<{ brokers: string[]; stop(): Promise<void> }> {
   const keystore = join(pki.dir, 'keystore.pem');
   writeFileSync(keystore, Buffer.concat([readFileSync(pki.keyFile), readFileSync(pki.certFile)]));
-  const env = {
-    ...process.env,
-    BUS_KAFKA_RUN_DIR: dir,
-    BUS_KAFKA_PORT: String(ports.plain),
-    BUS_KAFKA_CONTROLLER_PORT: String(ports.controller),
-    BUS_KAFKA_SASL_PORT: String(ports.sasl),
-    BUS_KAFKA_SASL_USERS: `${user}:${password}`,
-    BUS_KAFKA_SASL_SCRAM: '1',
-    BUS_KAFKA_SSL_PORT: String(ports.ssl),
-    BUS_KAFKA_SSL_KEYSTORE: keystore,
-    BUS_KAFKA_HEAP_OPTS: '-Xmx384m -Xms128m',
-    BUS_KAFKA_JVM_OPTS: '-XX:+UseSerialGC -XX:TieredStopAtLevel=1',
-    BUS_KAFKA_LOG_LEVEL: 'WARN',
-  };
-  const run = promisify(execFile);
-  const sh = async (...args: string[]) => {
-    try {
-      await run('bash', [KAFKA_SH, ...args], { env, timeout: 180_000 });
-    } catch (error) {
-      const e = error as { stderr?: string; message: string };
-      throw new Error(`kafka.sh ${args.join(' ')} failed: ${e.stderr?.slice(-2000) ?? e.message}`);
-    }
-  };
-  await sh('start', '1');
+  const broker = await startDedicatedBroker(
+    { port: ports.plain, controller: ports.controller },
+    {
+      BUS_KAFKA_SASL_PORT: String(ports.sasl),
+      BUS_KAFKA_SASL_USERS: `${user}:${password}`,
+      BUS_KAFKA_SASL_SCRAM: '1',
+      BUS_KAFKA_SSL_PORT: String(ports.ssl),
+      BUS_KAFKA_SSL_KEYSTORE: keystore,
+    },
+  );
   let stopped = false;
   return {
+    brokers: broker.brokers,
     async stop() {
       if (stopped) return;
       stopped = true;
-      await sh('stop').catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
+      await broker.dispose();
     },
   };
 }

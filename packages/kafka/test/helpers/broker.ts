@@ -1,3 +1,5 @@
+// The broker helpers every Kafka driver's tests share (no client library here: @bus/kafka-platformatic's
+// tests import this file too).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +10,7 @@ import { freePort } from '@bus/core/testing';
 
 const run = promisify(execFile);
 
+/** scripts/kafka.sh of the repository. */
 export const KAFKA_SH = fileURLToPath(new URL('../../../../scripts/kafka.sh', import.meta.url));
 
 export interface DedicatedBroker {
@@ -25,15 +28,16 @@ export interface DedicatedBroker {
 /**
  * A private single-node broker on free ports and its own run directory (scripts/kafka.sh with
  * BUS_KAFKA_RUN_DIR / BUS_KAFKA_PORT / BUS_KAFKA_CONTROLLER_PORT), for tests that stop the broker:
- * the shared broker is never restarted.
+ * the shared broker is never restarted. `env` adds kafka.sh variables (e.g. the secured listeners).
  */
-export async function startDedicatedBroker(): Promise<DedicatedBroker> {
+export async function startDedicatedBroker(ports?: { port: number; controller: number }, env: Record<string, string> = {}): Promise<DedicatedBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'bus-kafka-test-'));
-  const port = await freePort();
-  let controller = await freePort();
+  const port = ports?.port ?? (await freePort());
+  let controller = ports?.controller ?? (await freePort());
   while (controller === port) controller = await freePort();
-  const env = {
+  const shEnv = {
     ...process.env,
+    ...env,
     BUS_KAFKA_RUN_DIR: dir,
     BUS_KAFKA_PORT: String(port),
     BUS_KAFKA_CONTROLLER_PORT: String(controller),
@@ -43,7 +47,7 @@ export async function startDedicatedBroker(): Promise<DedicatedBroker> {
   };
   const sh = async (...args: string[]) => {
     try {
-      await run('bash', [KAFKA_SH, ...args], { env, timeout: 180_000 });
+      await run('bash', [KAFKA_SH, ...args], { env: shEnv, timeout: 180_000 });
     } catch (error) {
       const e = error as { stderr?: string; message: string };
       throw new Error(`kafka.sh ${args.join(' ')} failed: ${e.stderr?.slice(-2000) ?? e.message}`);
