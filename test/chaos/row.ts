@@ -17,6 +17,8 @@ export interface ChaosRow {
    */
   recoverMs: number;
   detail: string;
+  /** What the scenario checks besides loss (wrong dead letters, a drain that did not exit 0 in time, …): must be 0. */
+  mismatches?: number;
   seconds: number;
 }
 
