@@ -80,6 +80,7 @@ export async function redisAofRestart(options: { base: number; messages: number;
   const children: ChildProcess[] = [];
   let killedAt = 0;
   let backAt = 0;
+  let doneAt = 0;
   let published: Awaited<ReturnType<typeof publishAll>> | undefined;
   try {
     for (const name of ['a1', 'a2']) {
@@ -106,6 +107,7 @@ export async function redisAofRestart(options: { base: number; messages: number;
     });
     await restart;
     while (Date.now() < deadline && [...published.ok].some((n) => !handled.has(n))) await sleep(200);
+    doneAt = Date.now();
   } finally {
     await Promise.all(children.map((c) => stopProcess(c)));
     await stopProcess(server);
@@ -121,7 +123,7 @@ export async function redisAofRestart(options: { base: number; messages: number;
     duplicates: duplicatesOf(handled),
     deadLettered: 0,
     recoverMs: published && published.lastFailedAt > killedAt && killedAt > 0 ? published.lastFailedAt - killedAt : 0,
-    detail: `server down ${backAt > 0 ? backAt - killedAt : '?'} ms (kill to PONG after the restart); ${published?.failed ?? 0} publish attempts failed and were retried`,
+    detail: `server down ${backAt > 0 ? backAt - killedAt : '?'} ms (kill to PONG after the restart); every message handled ${doneAt - backAt} ms after the restart; ${published?.failed ?? 0} publish attempts failed and were retried`,
     seconds: (Date.now() - started) / 1000,
   };
 }
