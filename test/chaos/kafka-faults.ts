@@ -3,17 +3,18 @@
  * BUS_KAFKA_CONTROLLER_PORT and a run dir of its own, small heap), topic of 3 partitions, RF 1:
  * - kafkaBrokerRestart: the broker is SIGKILLed at 40 % of the publishes and started again on its data;
  * - kafkaConsumerCrash: consumer processes of one group SIGKILLed `kills` times while they work through
- *   `messages` published up front.
+ *   `messages` published up front;
+ * - kafkaMalformed: records no codec expects, written by kcat among good ones.
  * Consumers are processes of test/chaos/kafka-consumer.ts.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { jsonCodec } from '@bus/core';
+import { createBus, DLQ_HEADER, jsonCodec } from '@bus/core';
 import { kafka } from '@bus/kafka';
 import { spawnJsonLines, stopProcess } from './child.js';
 import { sleep } from './redis-topology.js';
@@ -198,6 +199,127 @@ export async function kafkaConsumerCrash(options: { port: number; controllerPort
     // From the last kill until every message was handled (the dead member's partitions reassigned after sessionTimeoutMs).
     recoverMs: lastKillAt > 0 && doneAt > lastKillAt ? doneAt - lastKillAt : 0,
     detail: `${kills} SIGKILLs every ${options.everyMs} ms; sessionTimeoutMs ${options.sessionMs}; ${options.batchMs} ms per batch of up to 200`,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+/** Runs kcat (librdkafka's client) against `brokers` with `input` on stdin. */
+function kcat(brokers: string[], args: string[], input: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('kcat', ['-b', brokers.join(','), '-q', ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`kcat ${args.join(' ')} exited ${code}: ${err}`));
+    });
+    child.stdin.end(input);
+  });
+}
+
+const envelopeHeaders = (id: string, type: string) => ({ ce_specversion: '1.0', ce_id: id, ce_type: type, ce_time: '2026-12-02T12:00:00Z', 'content-type': 'application/json' });
+
+/** Three kinds of malformed records: [headers, value] of record i (values unique, no newline). */
+const MALFORMED: ((i: number) => [Record<string, string>, Buffer])[] = [
+  // bytes no codec expects, in an otherwise well-formed envelope
+  (i) => [envelopeHeaders(`bad-${i}`, 'chaos'), Buffer.concat([Buffer.from([0xff, 0xfe, 0x00, 0x9c]), Buffer.from(`{not json ${i}`)])],
+  // missing fields: no envelope headers at all
+  (i) => [{}, Buffer.from(`no envelope ${i}`)],
+  // empty event name
+  (i) => [envelopeHeaders(`empty-${i}`, ''), Buffer.from(`{"n":${i},"empty":true}`)],
+];
+
+/**
+ * e (Kafka). `malformed` records written by kcat, in groups of 10 of one kind, each group followed by
+ * 10 good ones in our envelope (also by kcat): every malformed one in `<topic>.dlq` byte for byte (value
+ * and headers) with a reason, every good one handled.
+ */
+export async function kafkaMalformed(options: { port: number; controllerPort: number; malformed: number; deadlineMs: number }): Promise<ChaosRow> {
+  const started = Date.now();
+  const deadline = started + options.deadlineMs;
+  const node = await startNode(options.port, options.controllerPort);
+  const topic = `chaos-malformed-${randomUUID().slice(0, 6)}`;
+  const handled = new Map<number, number>();
+  const transport = kafka({ brokers: node.brokers, clientId: 'chaos-malformed', topics: { replicationFactor: 1, partitions: 3 } });
+  const bus = createBus({ transports: { kafka: transport } });
+  const written = new Map<string, Record<string, string>>();
+  const dead: { value: Buffer; headers: Record<string, string> }[] = [];
+  let good = 0;
+  try {
+    await transport.publish(topic, []);
+    bus.module({
+      name: 'chaos',
+      batchSize: 200,
+      pollIntervalMs: 100,
+      consumers: { c: { topics: [topic], events: ['chaos'] } },
+      handler: ({ payload }) => {
+        const { n } = payload as { n: number };
+        handled.set(n, (handled.get(n) ?? 0) + 1);
+      },
+    });
+    await bus.start();
+    for (let g = 0; g * 10 < options.malformed && Date.now() < deadline; g++) {
+      const kind = MALFORMED[g % MALFORMED.length] as (i: number) => [Record<string, string>, Buffer];
+      const values: Buffer[] = [];
+      let headers: Record<string, string> = {};
+      for (let i = g * 10; i < Math.min(options.malformed, g * 10 + 10); i++) {
+        const [h, value] = kind(i);
+        headers = h;
+        values.push(value);
+        written.set(value.toString('latin1'), h);
+      }
+      const flags = (h: Record<string, string>) => Object.entries(h).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
+      await kcat(node.brokers, ['-P', '-t', topic, ...flags(headers)], Buffer.concat(values.flatMap((v) => [v, Buffer.from('\n')])));
+      const goods = Array.from({ length: values.length }, (_, j) => good + j);
+      await kcat(node.brokers, ['-P', '-t', topic, ...flags(envelopeHeaders(`good-${g}`, 'chaos'))], Buffer.from(goods.map((n) => `{"n":${n}}\n`).join('')));
+      good += goods.length;
+    }
+    const reader = await transport.subscribe({ group: `chaos-dlq-${randomUUID().slice(0, 6)}`, topics: [`${topic}.dlq`], batchSize: 500, pollIntervalMs: 200, startFrom: 'earliest', consumerName: 'dlq-reader' }, async (batch) => {
+      for (const m of batch) {
+        dead.push({ value: Buffer.from(m.value), headers: { ...m.headers } });
+        m.ack();
+      }
+    });
+    while (Date.now() < deadline && (handled.size < good || dead.length < written.size)) await sleep(250);
+    await Promise.race([reader.close(), sleep(10_000)]);
+  } finally {
+    await Promise.race([bus.close(), sleep(15_000)]);
+    await Promise.race([transport.close(), sleep(10_000)]);
+    await node.dispose();
+  }
+  let exact = 0;
+  let withReason = 0;
+  let strange = 0;
+  const seen = new Set<string>();
+  for (const d of dead) {
+    const key = d.value.toString('latin1');
+    const origin = written.get(key);
+    if (!origin || seen.has(key)) {
+      strange++;
+      continue;
+    }
+    seen.add(key);
+    if (d.headers[DLQ_HEADER.reason]) withReason++;
+    const own = Object.fromEntries(Object.entries(d.headers).filter(([k]) => !k.startsWith('bus-dlq-')));
+    if (JSON.stringify(Object.entries(own).sort()) === JSON.stringify(Object.entries(origin).sort())) exact++;
+    else if (process.env.BUS_CHAOS_DEBUG) console.error('chaos: dead letter differs', { written: origin, deadLetter: d.headers });
+  }
+  return {
+    scenario: `kafka: ${options.malformed} malformed records by kcat among ${good} good ones`,
+    messages: options.malformed + good,
+    publishedOk: options.malformed + good,
+    handled: handled.size,
+    lost: good - handled.size + (written.size - exact),
+    duplicates: [...handled.values()].reduce((s, c) => s + c - 1, 0),
+    deadLettered: dead.length,
+    recoverMs: 0,
+    detail: `dead letters byte for byte equal to the record written (value and headers): ${exact}/${written.size}, with a reason: ${withReason}; other dead letters: ${strange}`,
+    mismatches: written.size - exact + (written.size - withReason) + strange,
     seconds: (Date.now() - started) / 1000,
   };
 }

@@ -5,7 +5,7 @@
  * or found a mismatch (a wrong dead letter, a drain that did not exit 0 in time).
  */
 import { kafkaFailover } from './kafka-failover.js';
-import { kafkaBrokerRestart, kafkaConsumerCrash } from './kafka-faults.js';
+import { kafkaBrokerRestart, kafkaConsumerCrash, kafkaMalformed } from './kafka-faults.js';
 import { redisConsumerCrash } from './redis-consumer-crash.js';
 import { redisAofRestart, redisMalformed, redisPoison, redisSigtermDrain } from './redis-faults.js';
 import { clusterFailover, sentinelFailover } from './redis-failover.js';
@@ -36,14 +36,14 @@ const scenarios: Record<string, () => Promise<ChaosRow>> = {
     }),
 };
 
-// The single-node Kafka scenarios: ports above the 3-node cluster's (base … base+2, controllers base+100 …).
+// The single-node Kafka scenarios: clients on base+10, +20, +30 (the 3-node cluster has base … base+2), controllers on base+1010 … (clear of the Sentinel ports).
 Object.assign(scenarios, {
   'kafka-broker-restart': () =>
-    kafkaBrokerRestart({ port: port('BUS_CHAOS_KAFKA_PORT', 18092) + 10, controllerPort: port('BUS_CHAOS_KAFKA_PORT', 18092) + 110, messages: short ? 5000 : 50_000, deadlineMs: short ? 120_000 : 300_000 }),
+    kafkaBrokerRestart({ port: port('BUS_CHAOS_KAFKA_PORT', 18092) + 10, controllerPort: port('BUS_CHAOS_KAFKA_PORT', 18092) + 1010, messages: short ? 5000 : 50_000, deadlineMs: short ? 120_000 : 300_000 }),
   'kafka-consumer-kill': () =>
     kafkaConsumerCrash({
       port: port('BUS_CHAOS_KAFKA_PORT', 18092) + 20,
-      controllerPort: port('BUS_CHAOS_KAFKA_PORT', 18092) + 120,
+      controllerPort: port('BUS_CHAOS_KAFKA_PORT', 18092) + 1020,
       messages: short ? 3000 : 20_000,
       kills: short ? 2 : 5,
       everyMs: short ? 2000 : 5000,
@@ -51,6 +51,8 @@ Object.assign(scenarios, {
       batchMs: 500,
       deadlineMs: short ? 120_000 : 300_000,
     }),
+  'kafka-malformed': () =>
+    kafkaMalformed({ port: port('BUS_CHAOS_KAFKA_PORT', 18092) + 30, controllerPort: port('BUS_CHAOS_KAFKA_PORT', 18092) + 1030, malformed: 1000, deadlineMs: 180_000 }),
 });
 
 const rows: ChaosRow[] = [];
