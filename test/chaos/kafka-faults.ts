@@ -269,10 +269,11 @@ export async function kafkaMalformed(options: { port: number; controllerPort: nu
       let headers: Record<string, string> = {};
       for (let i = g * 10; i < Math.min(options.malformed, g * 10 + 10); i++) {
         const [h, value] = kind(i);
+        // One kcat call per group: its records share the headers (the last record's).
         headers = h;
         values.push(value);
-        written.set(value.toString('latin1'), h);
       }
+      for (const value of values) written.set(value.toString('latin1'), headers);
       const flags = (h: Record<string, string>) => Object.entries(h).flatMap(([k, v]) => ['-H', `${k}=${v}`]);
       await kcat(node.brokers, ['-P', '-t', topic, ...flags(headers)], Buffer.concat(values.flatMap((v) => [v, Buffer.from('\n')])));
       const goods = Array.from({ length: values.length }, (_, j) => good + j);
