@@ -34,10 +34,8 @@ const scenarios: Record<string, () => Promise<ChaosRow>> = {
       deadlineMs: short ? 150_000 : 400_000,
       runDir: process.env.BUS_CHAOS_KAFKA_RUN_DIR,
     }),
-};
-
-// The single-node Kafka scenarios: clients on base+10, +20, +30 (the 3-node cluster has base … base+2), controllers on base+1010 … (clear of the Sentinel ports).
-Object.assign(scenarios, {
+  // Single Kafka nodes: clients on base+10, +20, +30 (the 3-node cluster has base … base+2), controllers
+  // on base+1010 … (clear of the Sentinel ports).
   'kafka-broker-restart': () =>
     kafkaBrokerRestart({ port: port('BUS_CHAOS_KAFKA_PORT', 18092) + 10, controllerPort: port('BUS_CHAOS_KAFKA_PORT', 18092) + 1010, messages: short ? 5000 : 50_000, deadlineMs: short ? 120_000 : 300_000 }),
   'kafka-consumer-kill': () =>
@@ -53,7 +51,7 @@ Object.assign(scenarios, {
     }),
   'kafka-malformed': () =>
     kafkaMalformed({ port: port('BUS_CHAOS_KAFKA_PORT', 18092) + 30, controllerPort: port('BUS_CHAOS_KAFKA_PORT', 18092) + 1030, malformed: 1000, deadlineMs: 180_000 }),
-});
+};
 
 const rows: ChaosRow[] = [];
 for (const [name, scenario] of Object.entries(scenarios)) {
