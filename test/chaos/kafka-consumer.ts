@@ -8,7 +8,16 @@ import { kafka } from '@bus/kafka';
 
 const [brokers, topic, group, name] = process.argv.slice(2) as [string, string, string, string];
 const codec = jsonCodec();
-const transport = kafka({ brokers: brokers.split(','), clientId: `chaos-${name}`, topics: { replicationFactor: 3, minInsyncReplicas: 2, partitions: 3 } });
+// CHAOS_KAFKA_RF=1 for the single-node scenarios; CHAOS_KAFKA_SESSION_MS: how soon a SIGKILLed member leaves.
+const session = process.env.CHAOS_KAFKA_SESSION_MS ? Number(process.env.CHAOS_KAFKA_SESSION_MS) : undefined;
+const batchMs = Number(process.env.CHAOS_KAFKA_BATCH_MS ?? 0);
+const rf = Number(process.env.CHAOS_KAFKA_RF ?? 3);
+const transport = kafka({
+  brokers: brokers.split(','),
+  clientId: `chaos-${name}`,
+  topics: { replicationFactor: rf, minInsyncReplicas: Math.min(2, rf), partitions: 3 },
+  ...(session ? { consumer: { sessionTimeoutMs: session, heartbeatIntervalMs: Math.floor(session / 6) } } : {}),
+});
 const subscription = await transport.subscribe(
   { group, topics: [topic], batchSize: 200, pollIntervalMs: 200, startFrom: 'earliest', consumerName: name },
   async (batch) => {
@@ -18,6 +27,7 @@ const subscription = await transport.subscribe(
       lines.push(JSON.stringify({ n, key: m.key, seq, partition: (m as { partition?: number }).partition }));
       m.ack();
     }
+    if (batchMs > 0) await new Promise((r) => setTimeout(r, batchMs));
     process.stdout.write(`${lines.join('\n')}\n`);
   },
 );

@@ -3,13 +3,13 @@
  * consumer processes of one group; every `everyMs` one of them is SIGKILLed (`kills` times) and a new
  * one started. Entries the dead held are claimed by the others after claimIdleMs (1 s).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { jsonCodec } from '@bus/core';
 import { redisStream } from '@bus/redis-stream';
-import { cli, sleep, waitUntil } from './redis-topology.js';
+import { spawnJsonLines, startRedisServer } from './child.js';
+import { sleep } from './redis-topology.js';
 import type { ChaosRow } from './row.js';
 
 const CONSUMER = fileURLToPath(new URL('./redis-consumer.ts', import.meta.url));
@@ -17,7 +17,7 @@ const CONSUMER = fileURLToPath(new URL('./redis-consumer.ts', import.meta.url));
 export async function redisConsumerCrash(options: { base: number; messages: number; kills: number; everyMs: number; deadlineMs: number }): Promise<ChaosRow> {
   const started = Date.now();
   const deadline = started + options.deadlineMs;
-  const server = spawn('redis-server', ['--port', String(options.base), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const server = await startRedisServer(options.base);
   const url = `redis://127.0.0.1:${options.base}`;
   const codec = jsonCodec();
   const topic = `crash-${randomUUID().slice(0, 6)}`;
@@ -28,7 +28,6 @@ export async function redisConsumerCrash(options: { base: number; messages: numb
   let doneAt = 0;
   let kills = 0;
   try {
-    await waitUntil('redis-server', async () => (await cli(options.base, 'PING')) === 'PONG', 10_000);
     const publisher = redisStream({ url, keyPrefix: 'bus-chaos:' });
     for (let i = 0; i < options.messages; i += 1000) {
       const results = await publisher.publish(
@@ -40,18 +39,12 @@ export async function redisConsumerCrash(options: { base: number; messages: numb
     await publisher.close();
     let serial = 0;
     const startConsumer = async () => {
-      const child = spawn(process.execPath, ['--import', 'tsx', CONSUMER, url, topic, 'crash', `c${serial++}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = await spawnJsonLines(CONSUMER, [url, topic, 'crash', `c${serial++}`], (line) => {
+        for (const n of (line.n as number[] | undefined) ?? []) handled.set(n, (handled.get(n) ?? 0) + 1);
+        if (handled.size >= published && doneAt === 0) doneAt = Date.now();
+      });
       children.add(child);
       child.once('exit', () => children.delete(child));
-      await new Promise<void>((resolve) => {
-        createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-          const m = JSON.parse(line) as { ready?: string; n?: number[] };
-          if (m.ready) return resolve();
-          for (const n of m.n ?? []) handled.set(n, (handled.get(n) ?? 0) + 1);
-          if (handled.size >= published && doneAt === 0) doneAt = Date.now();
-        });
-        setTimeout(resolve, 30_000);
-      });
     };
     await Promise.all([startConsumer(), startConsumer()]);
     for (let k = 0; k < options.kills && Date.now() < deadline && handled.size < published; k++) {

@@ -13,10 +13,14 @@ export interface ChaosRow {
   deadLettered: number;
   /**
    * From the fault to the last publish attempt that failed (how long publishing was out), in ms; when no
-   * publish failed (Kafka: kafkajs retried them itself), the longest time until the partitions had new leaders.
+   * publish failed (Kafka: kafkajs retried them itself), the longest time until the partitions had new
+   * leaders (or the restarted broker answered). Consumer kills: from the last kill until every message
+   * was handled. SIGTERM drain: the longest time from SIGTERM to the process's exit. 0 where no fault.
    */
   recoverMs: number;
   detail: string;
+  /** What the scenario checks besides loss (wrong dead letters, a drain that did not exit 0 in time, …): must be 0. */
+  mismatches?: number;
   seconds: number;
 }
 
