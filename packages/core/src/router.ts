@@ -99,6 +99,8 @@ interface ConsumerRun {
    * (metrics take them as they are; nothing changes them).
    */
   labels: Map<string, Map<string, JobLabels>>;
+  /** The labels last used (consecutive messages mostly share topic and event): no map lookup for them. */
+  last: JobLabels | undefined;
 }
 
 /**
@@ -180,6 +182,7 @@ export class ModuleRunner {
         dispatcher: m.concurrency > 1 ? new KeyedDispatcher(m.concurrency) : undefined,
         serial: m.concurrency === 1 && !this.transport.capabilities.concurrentBatches ? Promise.resolve() : undefined,
         labels: new Map(),
+        last: undefined,
       };
       // Broker-side retries come back through the group's own retry topic, read by this group only.
       const topics = redeliver ? [...decl.topics, m.retryTopic(run.group)] : decl.topics;
@@ -260,12 +263,18 @@ export class ModuleRunner {
   private labelsOf(run: ConsumerRun, topic: string, event: string | undefined): JobLabels {
     const known = event !== undefined && event !== '' && run.events.has(event);
     if (known) {
+      const last = run.last;
+      if (last !== undefined && last.event === event && last.topic === topic) return last;
       const byEvent = run.labels.get(topic);
       const cached = byEvent?.get(event);
-      if (cached) return cached;
+      if (cached) {
+        run.last = cached;
+        return cached;
+      }
       const labels: JobLabels = { module: this.module.name, consumer: run.consumer, event, transport: this.transport.name, topic };
       if (byEvent) byEvent.set(event, labels);
       else run.labels.set(topic, new Map([[event, labels]]));
+      run.last = labels;
       return labels;
     }
     return { module: this.module.name, consumer: run.consumer, event: event || 'unknown', transport: this.transport.name, topic };
