@@ -1,5 +1,5 @@
 import { createBus } from '@bus/core';
-const { redisStream } = (await import(process.env.RS ?? '@bus/redis-stream')) as typeof import('@bus/redis-stream');
+import { redisStream } from '@bus/redis-stream';
 import { Redis } from 'ioredis';
 import { makePayload, EVENT } from '../src/common.js';
 import { rawPublish, rawConsume } from '../src/redis-raw.js';
