@@ -26,7 +26,7 @@ const sides = {
     c.disconnect();
   },
 };
-const names = Object.keys(sides);
+const names = process.env.SIDES ? process.env.SIDES.split(',') : Object.keys(sides);
 const out = Object.fromEntries(names.map((n) => [n, []]));
 for (let r = 0; r < rounds + 1; r++) {
   for (let s = 0; s < names.length; s++) {
@@ -39,6 +39,6 @@ for (let r = 0; r < rounds + 1; r++) {
 }
 const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 for (const n of names) console.log(`${n}: median ${median(out[n]).toFixed(2)} µs/msg (runs ${out[n].map((v) => v.toFixed(1)).join(' ')})`);
-console.log(`raw/base ${(median(out.raw) / median(out.base)).toFixed(3)}, raw/new ${(median(out.raw) / median(out.new)).toFixed(3)}`);
+if (out.raw && out.base && out.new) console.log(`raw/base ${(median(out.raw) / median(out.base)).toFixed(3)}, raw/new ${(median(out.raw) / median(out.new)).toFixed(3)}`);
 await admin.unlink(`${prefix}s`);
 admin.disconnect();
