@@ -1,5 +1,5 @@
 import { createBus } from '@bus/core';
-const { redisStream } = (await import(process.env.RS ?? '@bus/redis-stream')) as typeof import('@bus/redis-stream');
+import { redisStream } from '@bus/redis-stream';
 import { Redis } from 'ioredis';
 import { makePayload, EVENT } from '../src/common.js';
 import { rawPublish, rawConsume } from '../src/redis-raw.js';
@@ -8,7 +8,8 @@ const total = Number(process.argv[3] ?? 200_000);
 const prefix = 'bench:profc:';
 const key = process.argv[4] ?? 'c';
 const payload = makePayload(200);
-const admin = new Redis();
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const admin = new Redis(url);
 if (mode === 'fill') {
   await admin.unlink(prefix + key);
   for (let i = 0; i < total; i += 1000) await rawPublish(admin, prefix + key, Array.from({ length: 1000 }, () => payload));
@@ -16,7 +17,7 @@ if (mode === 'fill') {
   await admin.unlink(prefix + key);
 } else if (mode === 'bus') {
   let count = 0;
-  const bus = createBus({ transports: { redis: redisStream({ keyPrefix: prefix }) } });
+  const bus = createBus({ transports: { redis: redisStream({ url, keyPrefix: prefix }) } });
   bus.module({ name: `m${Date.now()}`, batchSize: 100, pollIntervalMs: 100, lagIntervalMs: 0, consumers: { c: { topics: [key], events: [EVENT] } }, handler: () => { count++; } });
   const t0 = performance.now(); const cpu0 = process.cpuUsage();
   await bus.start();
@@ -25,7 +26,7 @@ if (mode === 'fill') {
   await bus.close();
 } else {
   let count = 0;
-  const c = new Redis();
+  const c = new Redis(url);
   const t0 = performance.now(); const cpu0 = process.cpuUsage();
   await rawConsume({ client: c, key: prefix + key, group: `r${Date.now()}`, consumer: 'c', batchSize: 100, pollMs: 100, handler: () => { count++; }, stop: () => count >= total });
   { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg'); }

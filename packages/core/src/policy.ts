@@ -47,7 +47,8 @@ export interface Delivery {
   readonly services: PolicyServices;
   /**
    * Whether a failure of the current attempt is the last one (no retry follows). A retry policy
-   * replaces it for the policies inside it; without one, every failure is final.
+   * replaces it for the policies inside it; without one, every failure is final. Call it on the
+   * delivery (`delivery.isFinal(error)`): the built-in retry policy's reads `this`.
    */
   isFinal(error: unknown): boolean;
   /**
@@ -78,5 +79,68 @@ export type Policy = (next: Step) => Step;
 
 /** Wraps `last` in `policies`, the first one outermost. */
 export function composePolicies(policies: readonly Policy[], last: Step): Step {
-  return policies.reduceRight<Step>((next, policy) => policy(next), last);
+  return toStep(composeSyncPolicies(policies, last));
+}
+
+/**
+ * A step that may finish synchronously: an outcome, a thrown failure, or a promise of either.
+ * @internal the built-in policies and the module runner use it so that a handler that returns
+ * synchronously costs no promise per policy; user policies keep the {@link Step} contract.
+ */
+export type SyncStep = (delivery: Delivery) => Outcome | Promise<Outcome>;
+
+/** @internal a built-in policy's synchronous-capable form. */
+export type SyncPolicy = (next: SyncStep) => SyncStep;
+
+const SYNC: unique symbol = Symbol.for('bus.policy.sync');
+
+type WithSync = Policy & { [SYNC]?: SyncPolicy };
+
+/**
+ * @internal A {@link Policy} from its synchronous-capable form: as a `Policy` it keeps the promise
+ * contract; composed by the runner next to other built-in ones, it skips the promise of every layer
+ * while the handler returns synchronously.
+ */
+export function syncPolicy(sync: SyncPolicy): Policy {
+  const policy: WithSync = (next) => toStep(sync(next));
+  policy[SYNC] = sync;
+  return policy;
+}
+
+/** @internal {@link composePolicies} keeping synchronous outcomes synchronous through built-in policies. */
+export function composeSyncPolicies(policies: readonly Policy[], last: SyncStep): SyncStep {
+  let next = last;
+  for (let i = policies.length - 1; i >= 0; i--) {
+    const policy = policies[i] as WithSync;
+    const sync = policy[SYNC];
+    // A user policy gets a Step that always returns a promise, as its contract says.
+    next = sync ? sync(next) : policy(toStep(next));
+  }
+  return next;
+}
+
+/** A {@link SyncStep} as a {@link Step}: a synchronous outcome or throw becomes a promise. */
+export function toStep(step: SyncStep): Step {
+  return (delivery) => {
+    try {
+      const result = step(delivery);
+      return result instanceof Promise ? result : Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+}
+
+/**
+ * @internal Runs `next`; a failure, thrown or rejected, goes to `onFailure`. A synchronous outcome
+ * stays synchronous and allocates nothing.
+ */
+export function runCatching(next: SyncStep, delivery: Delivery, onFailure: (error: unknown, delivery: Delivery) => Outcome | Promise<Outcome>): Outcome | Promise<Outcome> {
+  let result: Outcome | Promise<Outcome>;
+  try {
+    result = next(delivery);
+  } catch (error) {
+    return onFailure(error, delivery);
+  }
+  return result instanceof Promise ? result.then(undefined, (error: unknown) => onFailure(error, delivery)) : result;
 }

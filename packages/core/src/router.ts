@@ -10,7 +10,7 @@ import type { JobLabels, Metrics } from './metrics.js';
 import { type ConsumersDeclaration, consumersSchema, DRAIN_SLACK_MS, type ResolvedModule } from './module.js';
 import { defaultPolicies, defaultPolicyOrder } from './policies/index.js';
 import { errorMessage } from './policies/retry.js';
-import { composePolicies, type Delivery, type Outcome, type Step } from './policy.js';
+import { composeSyncPolicies, type Delivery, type Outcome, type PolicyServices, type SyncStep } from './policy.js';
 import { originTopic, retryRecord } from './retry-topic.js';
 import type { Tracing } from './tracing.js';
 import type { IncomingMessage, Subscription, Transport } from './transport.js';
@@ -38,11 +38,49 @@ export interface RouterServices {
 
 let memberSeq = 0;
 
-/** The outcome of a handler that returned without a promise: one shared, already resolved promise. */
-const HANDLED: Promise<Outcome> = Promise.resolve('handled');
 const toHandled = (): Outcome => 'handled';
 /** `Delivery.isFinal` without a retry policy (every failure is final): shared, not a closure per message. */
 const alwaysFinal = (): boolean => true;
+const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * One message on its way through the policies. A class, not an object literal with closures: on the
+ * hot path its methods are the prototype's, shared by every message.
+ */
+class RunnerDelivery implements Delivery {
+  attempt = 1;
+  retried?: boolean;
+  isFinal: (error: unknown) => boolean = alwaysFinal;
+  retryLater?: (deliverAt: number, attempt: number, parked: boolean) => Promise<boolean>;
+  readonly module: string;
+  readonly transport: string;
+  readonly consumer: string;
+  readonly group: string;
+  readonly stopping: AbortSignal;
+  readonly deadline: AbortSignal;
+  readonly services: PolicyServices;
+
+  constructor(
+    private readonly runner: ModuleRunner,
+    run: ConsumerRun,
+    readonly record: IncomingMessage,
+    readonly envelope: Envelope,
+    readonly labels: JobLabels,
+    readonly batchSize: number,
+  ) {
+    this.module = runner.module.name;
+    this.transport = runner.transportName;
+    this.consumer = run.consumer;
+    this.group = run.group;
+    this.stopping = runner.stoppingSignal;
+    this.deadline = runner.deadlineSignal;
+    this.services = runner.policyServices;
+  }
+
+  deadLetter(error: unknown, attempts: number): Promise<boolean> {
+    return this.runner.deadLetter(this.record, this.labels, this.group, error, attempts);
+  }
+}
 
 /** Per consumer: what the runner needs for each of its messages. */
 interface ConsumerRun {
@@ -56,6 +94,13 @@ interface ConsumerRun {
    * over; the next one runs after it, so messages still run one at a time, in order.
    */
   serial: Promise<void> | undefined;
+  /**
+   * Metrics labels per origin topic and subscribed event, built once and shared by their messages
+   * (metrics take them as they are; nothing changes them).
+   */
+  labels: Map<string, Map<string, JobLabels>>;
+  /** The labels last used (consecutive messages mostly share topic and event): no map lookup for them. */
+  last: JobLabels | undefined;
 }
 
 /**
@@ -83,8 +128,16 @@ export class ModuleRunner {
   private readonly stopping = new AbortController();
   /** Aborted when the drain deadline passes: handlers should give up. */
   private readonly deadline = new AbortController();
-  /** Policies and handler, composed once. */
-  private readonly chain: Step;
+  /** Policies and handler, composed once; a synchronous handler keeps it synchronous. */
+  private readonly chain: SyncStep;
+  /** @internal for {@link RunnerDelivery}. */
+  readonly transportName: string;
+  /** @internal */
+  readonly stoppingSignal: AbortSignal;
+  /** @internal */
+  readonly deadlineSignal: AbortSignal;
+  /** @internal */
+  readonly policyServices: PolicyServices;
   /** The user's middleware around the handler. */
   private readonly handler: Handler<EventMap>;
   private closed: Promise<void> | undefined;
@@ -103,7 +156,11 @@ export class ModuleRunner {
     this.handler = validating(services.events, module.middleware.reduceRight<Handler<EventMap>>((next, mw) => mw(next), module.handler));
     const defaults = defaultPolicies(module);
     const policies = module.policies ? module.policies(defaults) : defaultPolicyOrder(defaults);
-    this.chain = composePolicies(policies, (delivery) => this.invoke(delivery));
+    this.chain = composeSyncPolicies(policies, (delivery) => this.invoke(delivery));
+    this.transportName = transport.name;
+    this.stoppingSignal = this.stopping.signal;
+    this.deadlineSignal = this.deadline.signal;
+    this.policyServices = services;
     this.activity = new ConsumerActivity(transport);
   }
 
@@ -124,6 +181,8 @@ export class ModuleRunner {
         events: new Set<string>(decl.events),
         dispatcher: m.concurrency > 1 ? new KeyedDispatcher(m.concurrency) : undefined,
         serial: m.concurrency === 1 && !this.transport.capabilities.concurrentBatches ? Promise.resolve() : undefined,
+        labels: new Map(),
+        last: undefined,
       };
       // Broker-side retries come back through the group's own retry topic, read by this group only.
       const topics = redeliver ? [...decl.topics, m.retryTopic(run.group)] : decl.topics;
@@ -189,77 +248,98 @@ export class ModuleRunner {
     if (!run.dispatcher) return this.handleInOrder(run, batch);
     // Up to `concurrency` handlers at once across this and overlapping batches; same key: in order.
     const size = batch.length;
-    return run.dispatcher.run(batch, (message) => this.handleMessage(run, message, size));
+    return run.dispatcher.run(batch, (message) => this.handleMessage(run, message, size) ?? DONE);
   }
 
   private async handleInOrder(run: ConsumerRun, batch: IncomingMessage[]): Promise<void> {
-    for (const message of batch) await this.handleMessage(run, message, batch.length);
+    // A message handled synchronously costs no await: only pending ones are waited for.
+    for (let i = 0; i < batch.length; i++) {
+      const pending = this.handleMessage(run, batch[i] as IncomingMessage, batch.length);
+      if (pending !== undefined) await pending;
+    }
   }
 
-  /** Decode → filter → policies and handler → settle. Settles the message whatever happens; never throws. */
-  private async handleMessage(run: ConsumerRun, message: IncomingMessage, batchSize: number): Promise<void> {
+  /** The labels of a message of `event` from `topic` (shared per consumer for subscribed events). */
+  private labelsOf(run: ConsumerRun, topic: string, event: string | undefined): JobLabels {
+    const known = event !== undefined && event !== '' && run.events.has(event);
+    if (known) {
+      const last = run.last;
+      if (last !== undefined && last.event === event && last.topic === topic) return last;
+      const byEvent = run.labels.get(topic);
+      const cached = byEvent?.get(event);
+      if (cached) {
+        run.last = cached;
+        return cached;
+      }
+      const labels: JobLabels = { module: this.module.name, consumer: run.consumer, event, transport: this.transport.name, topic };
+      if (byEvent) byEvent.set(event, labels);
+      else run.labels.set(topic, new Map([[event, labels]]));
+      run.last = labels;
+      return labels;
+    }
+    return { module: this.module.name, consumer: run.consumer, event: event || 'unknown', transport: this.transport.name, topic };
+  }
+
+  /**
+   * Decode → filter → policies and handler → settle. Settles the message whatever happens; never
+   * throws or rejects. Returns undefined when it finished synchronously (a synchronous handler and
+   * no failure), a promise otherwise.
+   */
+  private handleMessage(run: ConsumerRun, message: IncomingMessage, batchSize: number): Promise<void> | undefined {
     const { codec } = this.services;
     const peeked = codec.peekEvent(message);
-    const labels: JobLabels = {
-      module: this.module.name,
-      consumer: run.consumer,
-      event: peeked || 'unknown',
-      transport: this.transport.name,
-      topic: originTopic(message),
-    };
+    const topic = originTopic(message);
+    let labels = this.labelsOf(run, topic, peeked);
     if (this.stopping.signal.aborted) {
       // Stopping: start nothing; the broker gives the message to another member (or the next start).
       this.settle(message, labels, 'released');
-      return;
+      return undefined;
     }
     // Skipped only for a real event name not subscribed to; a missing or empty one is dead-lettered.
     if (peeked && !run.events.has(peeked)) {
       this.settle(message, labels, 'skipped');
-      return;
+      return undefined;
     }
     let envelope: Envelope;
     try {
       envelope = codec.decode(message);
       if (!envelope.event) throw new DecodeError(`[bus] message ${envelope.id || message.id}: the event name is empty`);
     } catch (error) {
-      const stored = await this.deadLetter(message, labels, run.group, error, 0);
-      this.settle(message, labels, stored ? 'dead_lettered' : 'released');
-      return;
+      return this.deadLetter(message, labels, run.group, error, 0).then((stored) => this.settle(message, labels, stored ? 'dead_lettered' : 'released'));
     }
-    labels.event = envelope.event;
+    if (envelope.event !== peeked) labels = this.labelsOf(run, topic, envelope.event);
     if (!run.events.has(envelope.event)) {
       this.settle(message, labels, 'skipped');
-      return;
+      return undefined;
     }
-    const delivery: Delivery = {
-      module: this.module.name,
-      consumer: run.consumer,
-      group: run.group,
-      transport: this.transport.name,
-      record: message,
-      envelope,
-      labels,
-      batchSize,
-      attempt: 1,
-      stopping: this.stopping.signal,
-      deadline: this.deadline.signal,
-      services: this.services,
-      isFinal: alwaysFinal,
-      deadLetter: (error, attempts) => this.deadLetter(message, labels, run.group, error, attempts),
-    };
+    const delivery = new RunnerDelivery(this, run, message, envelope, labels, batchSize);
     if (this.module.retry.mode === 'redeliver') delivery.retryLater = (at, attempt, parked) => this.retryLater(run.group, message, at, attempt, parked);
-    let outcome: Outcome;
+    let outcome: Outcome | Promise<Outcome>;
     try {
-      outcome = await this.chain(delivery);
+      outcome = this.chain(delivery);
     } catch (error) {
-      this.log.warn('a policy let a failure through; the message is released for redelivery', {
-        consumer: run.consumer,
-        position: message.id,
-        error: errorMessage(error),
-      });
+      this.policyFailed(run, message, error);
       outcome = 'released';
     }
-    this.settle(message, labels, outcome);
+    if (!(outcome instanceof Promise)) {
+      this.settle(message, labels, outcome);
+      return undefined;
+    }
+    return outcome.then(
+      (o) => this.settle(message, labels, o),
+      (error: unknown) => {
+        this.policyFailed(run, message, error);
+        this.settle(message, labels, 'released');
+      },
+    );
+  }
+
+  private policyFailed(run: ConsumerRun, message: IncomingMessage, error: unknown): void {
+    this.log.warn('a policy let a failure through; the message is released for redelivery', {
+      consumer: run.consumer,
+      position: message.id,
+      error: errorMessage(error),
+    });
   }
 
   private settle(message: IncomingMessage, labels: JobLabels, outcome: Outcome | 'skipped'): void {
@@ -271,10 +351,10 @@ export class ModuleRunner {
 
   /**
    * The innermost step: the user's middleware and handler, for one attempt. Not `async`: a handler
-   * that returns synchronously costs no promise of its own (the shared {@link HANDLED}), one that
-   * returns a promise one `then`; a synchronous throw becomes a rejection, as from an async function.
+   * that returns synchronously finishes synchronously (its throw is thrown on, to the policies), one
+   * that returns a promise costs one `then`.
    */
-  private invoke(delivery: Delivery): Promise<Outcome> {
+  private invoke(delivery: Delivery): Outcome | Promise<Outcome> {
     const { envelope, record } = delivery;
     const context = {
       module: delivery.module,
@@ -296,17 +376,13 @@ export class ModuleRunner {
         attempt: delivery.attempt,
       },
     } satisfies HandlerContext<EventMap>;
-    let result: unknown;
-    try {
-      result = this.handler(context);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return result instanceof Promise ? result.then(toHandled) : typeof (result as PromiseLike<void> | undefined)?.then === 'function' ? Promise.resolve(result).then(toHandled) : HANDLED;
+    const result: unknown = this.handler(context);
+    return result instanceof Promise ? result.then(toHandled) : typeof (result as PromiseLike<void> | undefined)?.then === 'function' ? Promise.resolve(result).then(toHandled) : 'handled';
   }
 
   /** Writes the original record to the dead letter with the reason headers; `true` once stored. */
-  private async deadLetter(message: IncomingMessage, labels: JobLabels, group: string, error: unknown, attempts: number): Promise<boolean> {
+  /** @internal for {@link RunnerDelivery}. */
+  async deadLetter(message: IncomingMessage, labels: JobLabels, group: string, error: unknown, attempts: number): Promise<boolean> {
     const reason = errorMessage(error).slice(0, 2000);
     const topic = this.module.deadLetterTopic(originTopic(message));
     const headers = { ...message.headers };

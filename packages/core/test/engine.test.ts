@@ -93,6 +93,43 @@ describe('routing engine', () => {
     ]);
   });
 
+  it('a user policy between the built-in ones gets promises from next, also when the handler is synchronous', async () => {
+    const seen: string[] = [];
+    const t = memoryTransport();
+    const bus = createBus<Events>({ transports: { mem: t } });
+    bus.module({
+      name: 'm',
+      pollIntervalMs: 10,
+      lagIntervalMs: 0,
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
+      // Inside the retry policy, so it sees each attempt; the built-in ones around it run synchronously.
+      policies: (d) => [
+        d.deadLetter,
+        d.maxDeliveries,
+        d.tracing,
+        d.retry,
+        (next) => (delivery) => {
+          const result = next(delivery);
+          seen.push(`${(delivery.envelope.payload as { n: number }).n}:${delivery.attempt}:${result instanceof Promise}`);
+          return result;
+        },
+        d.metrics,
+      ],
+      consumers: { c: { topics: ['t'], events: ['a.happened'] } },
+      handler: (ctx) => {
+        if (ctx.payload.n === 2) throw new TypeError('bad n');
+      },
+    });
+    await bus.start();
+    await bus.publish('t', 'a.happened', { n: 1 });
+    await bus.publish('t', 'a.happened', { n: 2 });
+    const dead = await deadLetters(t, 't', 1);
+    await until('both attempts of n=2', () => seen.length >= 3);
+    await bus.close();
+    expect(seen).toEqual(['1:1:true', '2:1:true', '2:2:true']);
+    expect(dead.map((m) => m.headers[DLQ_HEADER.attempts])).toEqual(['2']);
+  });
+
   it('runs middleware outermost first, inside the retry loop', async () => {
     const order: string[] = [];
     const tag =

@@ -1,5 +1,5 @@
 import { HandlerError } from '../errors.js';
-import type { Policy } from '../policy.js';
+import { type Delivery, type Outcome, type Policy, runCatching, syncPolicy } from '../policy.js';
 
 /**
  * Turns a failure into a dead letter: the original record goes to the consumer's dead-letter topic
@@ -8,13 +8,11 @@ import type { Policy } from '../policy.js';
  * acknowledged unless stored somewhere.
  */
 export function deadLetterPolicy(): Policy {
-  return (next) => async (delivery) => {
-    try {
-      return await next(delivery);
-    } catch (error) {
-      const attempts = HandlerError.isInstance(error) ? error.attempts : delivery.attempt;
-      const cause = HandlerError.isInstance(error) && error.cause !== undefined ? error.cause : error;
-      return (await delivery.deadLetter(cause, attempts)) ? 'dead_lettered' : 'released';
-    }
-  };
+  return syncPolicy((next) => (delivery) => runCatching(next, delivery, store));
+}
+
+async function store(error: unknown, delivery: Delivery): Promise<Outcome> {
+  const attempts = HandlerError.isInstance(error) ? error.attempts : delivery.attempt;
+  const cause = HandlerError.isInstance(error) && error.cause !== undefined ? error.cause : error;
+  return (await delivery.deadLetter(cause, attempts)) ? 'dead_lettered' : 'released';
 }

@@ -1,5 +1,5 @@
 import { HandlerError } from '../errors.js';
-import type { Policy } from '../policy.js';
+import { type Policy, syncPolicy } from '../policy.js';
 
 /**
  * A message the broker has delivered more than `max` times without it being settled (its consumer
@@ -7,15 +7,14 @@ import type { Policy } from '../policy.js';
  * {@link HandlerError}: the dead-letter policy outside it stores it.
  */
 export function maxDeliveriesPolicy(max: number): Policy {
-  // Not async: on the hot path (every message passes) it adds no promise of its own.
-  return (next) => (delivery) => {
+  return syncPolicy((next) => (delivery) => {
     const count = delivery.record.deliveryCount;
     if (count <= max) return next(delivery);
-    return Promise.reject(new HandlerError(
+    throw new HandlerError(
       `[bus] message ${delivery.envelope.id} was delivered ${count} times without being settled ` +
         `(more than maxDeliveries ${max}); its consumer probably crashed on it`,
       0,
       { retryable: false },
-    ));
-  };
+    );
+  });
 }

@@ -1,6 +1,6 @@
 import { deliverAtOf } from '../delay.js';
 import { noopMetrics } from '../metrics.js';
-import type { Policy } from '../policy.js';
+import { type Outcome, type Policy, syncPolicy } from '../policy.js';
 
 /**
  * Reports each handler attempt to the bus's `Metrics`: `jobStarted` with the delay since publish on
@@ -9,9 +9,9 @@ import type { Policy } from '../policy.js';
  * every attempt.
  */
 export function metricsPolicy(): Policy {
-  return (next) => async (delivery) => {
+  return syncPolicy((next) => (delivery) => {
     const { metrics } = delivery.services;
-    // Without metrics, skip the clock reads and the extra await of every attempt.
+    // Without metrics, skip the clock reads of every attempt.
     if (metrics === noopMetrics) return next(delivery);
     const { labels } = delivery;
     if (!delivery.retried) {
@@ -21,13 +21,23 @@ export function metricsPolicy(): Policy {
       if (due !== undefined) metrics.delayLateness(labels, Math.max(0, (now - due) / 1000));
     }
     const started = performance.now();
-    try {
-      const outcome = await next(delivery);
-      metrics.jobFinished(labels, (performance.now() - started) / 1000, 'success');
-      return outcome;
-    } catch (error) {
+    const failed = (error: unknown): never => {
       metrics.jobFinished(labels, (performance.now() - started) / 1000, delivery.isFinal(error) ? 'dead_letter' : 'retry');
       throw error;
+    };
+    let result: Outcome | Promise<Outcome>;
+    try {
+      result = next(delivery);
+    } catch (error) {
+      return failed(error);
     }
-  };
+    if (!(result instanceof Promise)) {
+      metrics.jobFinished(labels, (performance.now() - started) / 1000, 'success');
+      return result;
+    }
+    return result.then((outcome) => {
+      metrics.jobFinished(labels, (performance.now() - started) / 1000, 'success');
+      return outcome;
+    }, failed);
+  });
 }

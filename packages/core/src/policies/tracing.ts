@@ -1,4 +1,4 @@
-import type { Policy } from '../policy.js';
+import { type Policy, syncPolicy } from '../policy.js';
 import { noopTracing } from '../tracing.js';
 
 /**
@@ -6,7 +6,7 @@ import { noopTracing } from '../tracing.js';
  * in the trace context found in its headers. Costs nothing with the default no-op tracing.
  */
 export function tracingPolicy(): Policy {
-  return (next) => (delivery) => {
+  return syncPolicy((next) => (delivery) => {
     const { tracing } = delivery.services;
     if (tracing === noopTracing) return next(delivery);
     const { record, envelope } = delivery;
@@ -23,7 +23,8 @@ export function tracingPolicy(): Policy {
         deliveryCount: record.deliveryCount,
         headers: envelope.headers,
       },
-      () => next(delivery),
+      // Tracing.process takes a promise-returning function.
+      async () => next(delivery),
     );
-  };
+  });
 }
