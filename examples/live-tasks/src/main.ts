@@ -32,10 +32,8 @@ async function inProcess(): Promise<void> {
   const completed: Completion[] = [];
   const bus = liveTasksBus(
     memoryTransport(),
-    (c) => {
-      completed.push(c);
-      console.log(`task daily-live-60min-100yuan completed: ${c.anchorId} on ${c.day} (${c.minutes} min live, ${c.income} yuan)`);
-    },
+    // Printed after the publish line: in one process the handler may run before publishBatch resolves.
+    (c) => completed.push(c),
     { metrics: prometheus() },
   );
   const server = port === undefined ? undefined : await startMetricsServer({ port });
@@ -49,6 +47,7 @@ async function inProcess(): Promise<void> {
   // Wait until the module has handled the day (bounded), then drain and close.
   const deadline = Date.now() + 10_000;
   while (completed.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  for (const c of completed) console.log(`task daily-live-60min-100yuan completed: ${c.anchorId} on ${c.day} (${c.minutes} min live, ${c.income} yuan)`);
   if (server && completed.length === 2) await linger();
   await bus.close();
   await server?.close();
