@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { AuthError, BusError, ConfigError, ConnectionError, createBus, jsonCodec, noopMetrics, type PublishResult } from '@bus/core';
+import { AuthError, ConfigError, ConnectionError, createBus, jsonCodec, noopMetrics, } from '@bus/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { capturingLogger, makePki, silentServer, startSecuredBroker, stringify, type TestPki } from '../../kafka/test/helpers/security.js';
+import { capturingLogger, errorRecorder, makePki, silentServer, startSecuredBroker, stringify, type TestPki } from '../../kafka/test/helpers/security.js';
 import { type KafkaPlatformaticOptions, type KafkaPlatformaticTransport, kafkaPlatformatic } from '../src/index.js';
 import { type GroupProtocol, PROTOCOLS, waitFor } from './helpers/kafka.js';
 
@@ -26,23 +26,7 @@ const make = (options: Partial<KafkaPlatformaticOptions> & Pick<KafkaPlatformati
   transports.push(t);
   return t;
 };
-const failure = (results: PublishResult[]): BusError => {
-  const r = results[0];
-  if (!r || r.ok) throw new Error('publish was expected to fail');
-  seen.push(stringify(r.error));
-  return r.error;
-};
-const caught = async (promise: Promise<unknown>): Promise<BusError> => {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  seen.push(stringify(error));
-  if (!BusError.isInstance(error)) throw error;
-  return error;
-};
+const { failure, caught } = errorRecorder(seen);
 const topic = () => `sec-plt-${randomUUID().slice(0, 8)}`;
 const timed = async <T>(work: Promise<T>): Promise<{ value: T; ms: number }> => {
   const started = Date.now();

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { AuthError, BusError, ConfigError, ConnectionError, createBus, jsonCodec, noopMetrics, type PublishResult, TimeoutError } from '@bus/core';
+import { AuthError, ConfigError, ConnectionError, createBus, jsonCodec, noopMetrics, TimeoutError } from '@bus/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type KafkaTransport, type KafkaTransportOptions, kafka } from '../src/index.js';
-import { capturingLogger, makePki, silentServer, startSecuredBroker, stringify, type TestPki } from './helpers/security.js';
+import { capturingLogger, errorRecorder, makePki, silentServer, startSecuredBroker, stringify, type TestPki } from './helpers/security.js';
 
 // One own broker for every case, on the loopback ports 17301-17309.
 const PORT = { plain: 17301, controller: 17302, sasl: 17303, ssl: 17304, silent: 17305, closed: 17306 } as const;
@@ -19,23 +19,7 @@ const make = (options: KafkaTransportOptions) => {
   transports.push(t);
   return t;
 };
-const failure = (results: PublishResult[]): BusError => {
-  const r = results[0];
-  if (!r || r.ok) throw new Error('publish was expected to fail');
-  seen.push(stringify(r.error));
-  return r.error;
-};
-const caught = async (promise: Promise<unknown>): Promise<BusError> => {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  seen.push(stringify(error));
-  if (!BusError.isInstance(error)) throw error;
-  return error;
-};
+const { failure, caught } = errorRecorder(seen);
 const topic = () => `sec-${randomUUID().slice(0, 8)}`;
 
 let pki: TestPki;

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Logger, LogFields } from '@bus/core';
+import { BusError, type LogFields, type Logger, type PublishResult } from '@bus/core';
 import { startDedicatedBroker } from './broker.js';
 
 /** Everything logged, at every level, as text (errors with their causes), to grep for secrets. */
@@ -115,6 +115,35 @@ export async function startSecuredBroker(
       if (stopped) return;
       stopped = true;
       await broker.dispose();
+    },
+  };
+}
+
+/**
+ * `failure(results)`: the error of a publish expected to fail; `caught(promise)`: the BusError a promise
+ * rejects with. Both keep the error's text in `seen`, for the tests that grep every error for secrets.
+ */
+export function errorRecorder(seen: string[]): {
+  failure(results: PublishResult[]): BusError;
+  caught(promise: Promise<unknown>): Promise<BusError>;
+} {
+  return {
+    failure(results) {
+      const r = results[0];
+      if (!r || r.ok) throw new Error('publish was expected to fail');
+      seen.push(stringify(r.error));
+      return r.error;
+    },
+    async caught(promise) {
+      const error = await promise.then(
+        () => {
+          throw new Error('expected a rejection');
+        },
+        (e: unknown) => e,
+      );
+      seen.push(stringify(error));
+      if (!BusError.isInstance(error)) throw error;
+      return error;
     },
   };
 }
