@@ -18,7 +18,7 @@ import { createBus, DLQ_HEADER, jsonCodec } from '@bus/core';
 import { kafka } from '@bus/kafka';
 import { spawnJsonLines, stopProcess } from './child.js';
 import { sleep } from './redis-topology.js';
-import type { ChaosRow } from './row.js';
+import { type ChaosRow, tally } from './row.js';
 
 const exec = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('../../scripts/kafka.sh', import.meta.url));
@@ -81,7 +81,6 @@ function consumers(node: Node, topic: string, group: string, handled: Map<number
   };
 }
 
-const duplicatesOf = (handled: Map<number, number>) => [...handled.values()].reduce((s, c) => s + c - 1, 0);
 
 /** Publishes n in [from, to) in batches of 100 (keyed), each failed record retried until ok or `deadline`. */
 async function publishRange(publisher: ReturnType<typeof kafka>, topic: string, from: number, to: number, ok: Set<number>, deadline: number, onFail: () => void) {
@@ -145,10 +144,7 @@ export async function kafkaBrokerRestart(options: { port: number; controllerPort
   return {
     scenario: 'kafka 1 broker acks -1: broker SIGKILL + restart, 2 consumer processes',
     messages: options.messages,
-    publishedOk: ok.size,
-    handled: [...ok].filter((n) => handled.has(n)).length,
-    lost: [...ok].filter((n) => !handled.has(n)).length,
-    duplicates: duplicatesOf(handled),
+    ...tally(ok, handled),
     deadLettered: 0,
     recoverMs: lastFailedAt > killedAt && killedAt > 0 ? lastFailedAt - killedAt : backAt > killedAt ? backAt - killedAt : 0,
     detail: `broker back after ${backAt > 0 ? backAt - killedAt : '?'} ms (kill to answering metadata); ${failed} publish attempts of a batch failed and were retried`,
@@ -191,10 +187,7 @@ export async function kafkaConsumerCrash(options: { port: number; controllerPort
   return {
     scenario: `kafka: consumer process SIGKILL x${kills}, 3 partitions`,
     messages: options.messages,
-    publishedOk: ok.size,
-    handled: [...ok].filter((n) => handled.has(n)).length,
-    lost: [...ok].filter((n) => !handled.has(n)).length,
-    duplicates: duplicatesOf(handled),
+    ...tally(ok, handled),
     deadLettered: 0,
     // From the last kill until every message was handled (the dead member's partitions reassigned after sessionTimeoutMs).
     recoverMs: lastKillAt > 0 && doneAt > lastKillAt ? doneAt - lastKillAt : 0,

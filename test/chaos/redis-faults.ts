@@ -16,19 +16,13 @@ import { consoleLogger, createBus, DLQ_HEADER, jsonCodec } from '@bus/core';
 import { redisStream } from '@bus/redis-stream';
 import { spawnJsonLines, startRedisServer, stopProcess } from './child.js';
 import { sleep } from './redis-topology.js';
-import type { ChaosRow } from './row.js';
+import { type ChaosRow, duplicatesOf, tally } from './row.js';
 
 const REDIS_CONSUMER = fileURLToPath(new URL('./redis-consumer.ts', import.meta.url));
 const BUS_CONSUMER = fileURLToPath(new URL('./bus-consumer.ts', import.meta.url));
 const PREFIX = 'bus-chaos:';
 const codec = jsonCodec();
 const record = (n: number, extra: Record<string, unknown> = {}) => codec.encode({ id: `m-${n}`, event: 'chaos', payload: { n, ...extra }, publishedAt: Date.now(), headers: {} });
-
-const duplicatesOf = (handled: Map<number, number>) => {
-  let duplicates = 0;
-  for (const count of handled.values()) duplicates += count - 1;
-  return duplicates;
-};
 
 /** Publishes `messages` records in batches of 100, each failed one retried until ok (bounded by `deadline`). */
 async function publishAll(
@@ -117,10 +111,7 @@ export async function redisAofRestart(options: { base: number; messages: number;
   return {
     scenario: 'redis AOF appendfsync always: server SIGKILL + restart, 2 consumer processes',
     messages: options.messages,
-    publishedOk: ok.size,
-    handled: [...ok].filter((n) => handled.has(n)).length,
-    lost: [...ok].filter((n) => !handled.has(n)).length,
-    duplicates: duplicatesOf(handled),
+    ...tally(ok, handled),
     deadLettered: 0,
     recoverMs: published && published.lastFailedAt > killedAt && killedAt > 0 ? published.lastFailedAt - killedAt : 0,
     detail: `server down ${backAt > 0 ? backAt - killedAt : '?'} ms (kill to PONG after the restart); every message handled ${doneAt - backAt} ms after the restart; ${published?.failed ?? 0} publish attempts failed and were retried`,

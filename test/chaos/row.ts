@@ -32,3 +32,17 @@ export function formatTable(rows: readonly ChaosRow[]): string {
   const fmt = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
   return [fmt(header), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...lines.map(fmt)].join('\n');
 }
+
+/** Handler calls beyond the first, from a map of message number → times handled. */
+export function duplicatesOf(handled: ReadonlyMap<number, number>): number {
+  let duplicates = 0;
+  for (const count of handled.values()) duplicates += count - 1;
+  return duplicates;
+}
+
+/** The message columns of a row: what was published ok, how much of it was handled, lost, twice. */
+export function tally(ok: ReadonlySet<number>, handled: ReadonlyMap<number, number>): Pick<ChaosRow, 'publishedOk' | 'handled' | 'lost' | 'duplicates'> {
+  let got = 0;
+  for (const n of ok) if (handled.has(n)) got++;
+  return { publishedOk: ok.size, handled: got, lost: ok.size - got, duplicates: duplicatesOf(handled) };
+}
