@@ -137,6 +137,11 @@ start() {
   if [ "$any" = 1 ]; then
     log "found a partial or unhealthy cluster; recreating it"
     stop
+  elif [ -d "$RUN_DIR" ]; then
+    # Files of a cluster whose processes are gone (killed, machine restarted): a node started on its old
+    # nodes.conf knows the old cluster, and `redis-cli --cluster create` refuses it ("is not empty").
+    log "removing the files of a cluster that no longer runs ($RUN_DIR)"
+    stop
   fi
   mkdir -p "$RUN_DIR"
   # A start that fails half-way leaves nothing running behind it.

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { freePort } from '@bus/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const SERVICES = fileURLToPath(new URL('../scripts/services.sh', import.meta.url));
+const CLUSTER = fileURLToPath(new URL('../scripts/redis-cluster.sh', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'bus-services-'));
 
 /** A program that is neither Kafka nor Redis, holding a port: it answers every connection with junk. */
@@ -64,6 +65,17 @@ function services(args: string[], env: Record<string, string>): Promise<{ code: 
   });
 }
 
+/** A pid no process has (above Linux's pid_max of 2^22). */
+const DEAD_PID = 4_194_305;
+
+async function waitFor(what: () => Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await what())) {
+    if (Date.now() > deadline) throw new Error(`not true within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 function kcatBrokers(bootstrap: string): Promise<string> {
   return new Promise((resolve) => {
     execFile('kcat', ['-L', '-b', bootstrap, '-m', '5'], { timeout: 15_000 }, (_error, stdout) => resolve(stdout));
@@ -89,10 +101,21 @@ describe('scripts/services.sh, the first half of the test command', () => {
     expect(again.stderr).toContain(`services: kafka: ${bootstrap} already running (started by scripts/kafka.sh earlier)`);
     expect(again.env.KAFKA_BROKERS).toBe(bootstrap);
 
+    // The machine's processes end with the session, their files stay (CI runs on that machine): a broker
+    // killed with SIGKILL whose pid file names a process that no longer exists is started again.
+    const pidFile = join(work, 'kafka', 'node-1', 'kafka.pid');
+    process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    writeFileSync(pidFile, `${DEAD_PID}\n`);
+    await waitFor(async () => !(await kcatBrokers(bootstrap)).includes('brokers:'), 10_000);
+    const restarted = await services(['up', 'kafka'], { BUS_KAFKA_CONTROLLER_PORT: String(await freePort()) });
+    expect(restarted.code, restarted.stderr).toBe(0);
+    expect(restarted.stderr).toMatch(/services: kafka: started Kafka \(scripts\/kafka\.sh\) on 127\.0\.0\.1:\d+/);
+    expect(await kcatBrokers(restarted.env.KAFKA_BROKERS as string)).toMatch(/1 brokers:/);
+
     const down = await services(['down', 'kafka'], {});
     expect(down.code, down.stderr).toBe(0);
-    expect(await kcatBrokers(bootstrap)).not.toContain('brokers:');
-  }, 180_000);
+    expect(await kcatBrokers(restarted.env.KAFKA_BROKERS as string)).not.toContain('brokers:');
+  }, 240_000);
 
   it('uses the Kafka that KAFKA_BROKERS names, and refuses one that does not answer as Kafka', async () => {
     const shared = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
@@ -124,4 +147,41 @@ describe('scripts/services.sh, the first half of the test command', () => {
     const down = await services(['down', 'redis'], {});
     expect(down.stderr).toMatch(/services: redis: stopped the redis-server of this script \(pid \d+\)/);
   }, 60_000);
+
+  it('starts the Redis Cluster again when its processes are gone and their files are left (killed, or a new session on the same machine)', async () => {
+    const base = Number(process.env.BUS_TEST_STALE_CLUSTER_PORT ?? 18421);
+    const env = {
+      ...process.env,
+      BUS_REDIS_CLUSTER_PORT_BASE: String(base),
+      BUS_REDIS_CLUSTER_NODES: '3',
+      BUS_REDIS_CLUSTER_REPLICAS: '0',
+      BUS_REDIS_CLUSTER_BUS_OFFSET: '100',
+      BUS_REDIS_CLUSTER_DIR: join(work, 'cluster'),
+    };
+    const cluster = (...args: string[]) =>
+      new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile('bash', [CLUSTER, ...args], { env, timeout: 60_000 }, (error, _stdout, stderr) =>
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stderr }),
+        );
+      });
+    try {
+      const first = await cluster('start');
+      expect(first.code, first.stderr).toBe(0);
+      for (const port of [base, base + 1, base + 2]) {
+        const pidFile = join(work, 'cluster', String(port), 'redis.pid');
+        process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+        writeFileSync(pidFile, `${DEAD_PID}\n`);
+      }
+      await waitFor(async () => (await cluster('status')).code !== 0, 10_000);
+      // Before: the nodes came back on their old nodes.conf and `redis-cli --cluster create` refused them
+      // ("Node … is not empty"), so `pnpm test` failed in its first second.
+      const again = await cluster('start');
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain('removing the files of a cluster that no longer runs');
+      expect((await cluster('status')).code).toBe(0);
+    } finally {
+      await cluster('stop');
+    }
+  }, 120_000);
 });
+
