@@ -149,7 +149,7 @@ describe('scripts/services.sh, the first half of the test command', () => {
   }, 60_000);
 
   it('starts the Redis Cluster again when its processes are gone and their files are left (killed, or a new session on the same machine)', async () => {
-    const base = Number(process.env.BUS_TEST_STALE_CLUSTER_PORT ?? 18421);
+    const base = 18421; // and 18521-18523 for the cluster bus: no other test uses these
     const env = {
       ...process.env,
       BUS_REDIS_CLUSTER_PORT_BASE: String(base),
