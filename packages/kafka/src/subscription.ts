@@ -14,6 +14,33 @@ interface Fetched {
 const SEP = '\u0000';
 
 /**
+ * Offset commits of one partition batch, sent in order with at most one in flight: the commit of a
+ * chunk overlaps the handler of the next one instead of holding it for a round trip to the coordinator.
+ */
+class CommitPipeline {
+  private inFlight: Promise<void> | undefined;
+  /** Set when a commit failed: no further chunk is handled, the error is thrown by the next `push`/`drain`. */
+  failed = false;
+
+  /** Waits for the commit in flight (rethrowing its error), then starts `commit` without waiting for it. */
+  async push(commit: () => Promise<void>): Promise<void> {
+    await this.drain();
+    const running = commit();
+    this.inFlight = running;
+    running.catch(() => {
+      this.failed = true;
+    });
+  }
+
+  /** Waits for the commit in flight; throws its error. */
+  async drain(): Promise<void> {
+    const running = this.inFlight;
+    this.inFlight = undefined;
+    await running;
+  }
+}
+
+/**
  * One member of a consumer group: a kafkajs consumer running `eachBatch` without auto-resolve and
  * without auto-commit. Each fetched partition batch is handed to the handler in chunks of at most
  * `batchSize`; after each chunk the longest acknowledged prefix is resolved and committed, and the
@@ -167,12 +194,24 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
   }
 
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
+    // The commit of a chunk runs while the next chunk's handler does (at most one in flight, sent in
+    // order); the batch ends only after the last one succeeded, or throws its error.
+    const commits = new CommitPipeline();
+    try {
+      await this.handleChunks(payload, commits);
+    } finally {
+      await commits.drain();
+    }
+  }
+
+  private async handleChunks(payload: EachBatchPayload, commits: CommitPipeline): Promise<void> {
     const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale, pause } = payload;
     const { topic, partition } = batch;
     const tp = `${topic}${SEP}${partition}`;
     const size = this.subscription.batchSize;
     for (let i = 0; i < batch.messages.length; ) {
-      if (this.stopping || !isRunning() || isStale()) return;
+      // A commit that failed already (a rebalance took the partition): no further chunk starts.
+      if (this.stopping || !isRunning() || isStale() || commits.failed) return;
       const raw = batch.messages.slice(i, i + size);
       i += raw.length;
 
@@ -208,15 +247,19 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
       }
       if (last !== undefined) {
         resolveOffset(last);
-        const next = (BigInt(last) + 1n).toString();
-        try {
-          await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
-        } catch (error) {
-          // Not lost: the messages are delivered again (here or, after a rebalance, to another member).
-          this.log.warn('could not commit offsets; the messages will be delivered again', { topic, partition, offset: next, error: rootMessage(error) });
-          throw error;
-        }
-        this.forgetUpTo(tp, BigInt(last));
+        const committed = last;
+        const next = (BigInt(committed) + 1n).toString();
+        // Waits for the previous chunk's commit (and throws its error), then sends this one without waiting.
+        await commits.push(async () => {
+          try {
+            await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+          } catch (error) {
+            // Not lost: the messages are delivered again (here or, after a rebalance, to another member).
+            this.log.warn('could not commit offsets; the messages will be delivered again', { topic, partition, offset: next, error: rootMessage(error) });
+            throw error;
+          }
+          this.forgetUpTo(tp, BigInt(committed));
+        });
       }
       if (open !== undefined) {
         // Nothing after the open message is resolved, so kafkajs fetches the partition again from it.
