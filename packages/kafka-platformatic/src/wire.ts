@@ -1,4 +1,5 @@
 import type { Headers, WireRecord } from '@bus/core';
+import { HeaderStrings } from '@bus/core/kit';
 import type { MessageToProduce } from '@platformatic/kafka';
 
 /**
@@ -25,12 +26,17 @@ export function recordSize(record: WireRecord): number {
 /** Kafka headers as strings (UTF-8). A header repeated in one record keeps its last value. */
 export function fromKafkaHeaders(entries: Iterable<[Buffer | undefined, Buffer | undefined]>): Headers {
   const out: Headers = {};
+  let position = 0;
   for (const [name, value] of entries) {
     if (name === undefined || value === undefined) continue;
-    out[name.toString('utf8')] = value.toString('utf8');
+    const key = headerStrings.name(position++, name);
+    out[key] = headerStrings.value(key, value);
   }
   return out;
 }
+
+/** Repeated header names and values (ce_type, content-type, …) decoded once per change, not once per record. */
+const headerStrings = new HeaderStrings();
 
 /** A fetched record as a {@link WireRecord}. A null value (tombstone) becomes empty bytes. */
 export function fromKafkaRecord(key: Buffer | undefined | null, value: Buffer | undefined | null, headers: Iterable<[Buffer | undefined, Buffer | undefined]>): WireRecord {

@@ -1,4 +1,5 @@
 import type { Headers, WireRecord } from '@bus/core';
+import { HeaderStrings } from '@bus/core/kit';
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 
 /** A bus record as a Kafka message: key → key, value → value (bytes), each header → a string header. */
@@ -17,6 +18,9 @@ export function recordSize(record: WireRecord): number {
   return size;
 }
 
+/** Repeated header values (ce_type, content-type, …) decoded once per change, not once per record. */
+const headerStrings = new HeaderStrings();
+
 /** Kafka headers as strings (UTF-8). A header repeated in one record keeps its last value. */
 export function fromKafkaHeaders(headers: IHeaders | undefined): Headers {
   const out: Headers = {};
@@ -25,7 +29,7 @@ export function fromKafkaHeaders(headers: IHeaders | undefined): Headers {
     let value = headers[name];
     if (Array.isArray(value)) value = value[value.length - 1];
     if (value === undefined) continue;
-    out[name] = typeof value === 'string' ? value : value.toString('utf8');
+    out[name] = typeof value === 'string' ? value : headerStrings.value(name, value);
   }
   return out;
 }
