@@ -12,7 +12,7 @@ describe('HeaderStrings (kit): header bytes to strings, repeated values decoded 
       return seed / 2 ** 31;
     };
     const alphabet = [0x41, 0x42, 0x61, 0x2e, 0x80, 0xc3, 0xa9, 0xff, 0xe2, 0x82, 0xac, 0x00];
-    let previous = Buffer.alloc(0);
+    let previous: Buffer = Buffer.alloc(0);
     for (let i = 0; i < 20_000; i++) {
       const name = `h${i % 3}`;
       let value: Buffer;
