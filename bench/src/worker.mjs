@@ -1,6 +1,6 @@
 // A consumer process for the memory and scaling benchmarks: plain JavaScript, so that no TypeScript
 // loader sits in the process whose memory is measured. Driven over IPC by processes.ts:
-//   → { type: 'ready' }   ← { type: 'go' }   → { type: 'progress', count } …   ← { type: 'stop' }
+//   → { type: 'ready' }   ← { type: 'go' }   → { type: 'first' }   → { type: 'progress', count } …   ← { type: 'stop' }
 //   → { type: 'done', count, peakRssMb, marks }
 // Options come as JSON in argv[2]: { mode: 'bus' | 'raw', redisUrl, prefix, topic, group, batchSize,
 // expected (messages; RSS is noted at 25/50/75/100 % of it), progressEvery }.
@@ -34,7 +34,9 @@ const sampler = setInterval(() => {
 }, 50);
 
 function onMessage() {
-  count++;
+  // The first message handled: the parent times throughput from the first message of any worker, so
+  // that connecting and joining (before "go" for raw, in bus.start() for the bus) count for neither side.
+  if (++count === 1) send({ type: 'first' });
   if (count % o.progressEvery === 0 || count === o.expected) send({ type: 'progress', count });
   if (count % quarter === 0 && marks.length < 4) {
     const r = rss();
