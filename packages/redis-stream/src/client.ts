@@ -21,8 +21,10 @@ export function makeClient(o: ResolvedOptions, role: ConnectionRole): RedisClien
   const defaults = ROLE_DEFAULTS[role];
   const connectionName = `bus-${o.name}-${role}`;
   const forced = { lazyConnect: true, protocol: 2 } as const;
-  // A command timeout would cut blocking reads short: readers keep their own deadlines instead.
-  const commandTimeout = (own: number | undefined) => (role === 'producer' ? (own ?? o.commandTimeoutMs) : undefined);
+  // No ioredis command timeout (one timer per command; it would also cut blocking reads short): the
+  // transport puts one deadline of commandTimeoutMs on each use of a connection instead. A commandTimeout
+  // the caller set in the connection options is kept, for producers.
+  const commandTimeout = (own: number | undefined) => (role === 'producer' ? own : undefined);
   if (o.cluster) {
     const { redisOptions, ...clusterOptions } = o.cluster.options;
     const nodeOptions = {

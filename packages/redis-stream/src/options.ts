@@ -108,8 +108,9 @@ export interface RedisStreamOptions {
   /** ioredis `connectTimeout` of every connection, in ms. @default 10000 */
   connectTimeoutMs?: number;
   /**
-   * Deadline of one non-blocking command (publish pipeline, XACK, XAUTOCLAIM…), in ms. A command past
-   * it fails; on a reader connection the connection is also replaced (it is presumed dead).
+   * Deadline of one non-blocking command (publish pipeline, XACK, XAUTOCLAIM…), in ms: one timer per use
+   * of a connection, not one per command. A command past it fails and its connection is replaced (it is
+   * presumed dead).
    * @default 10000
    */
   commandTimeoutMs?: number;

@@ -21,7 +21,7 @@ import {
   type WireRecord,
   type DelayedRecord,
 } from '@bus/core';
-import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, targetOfOptions, toBusError } from './client.js';
+import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, targetOfOptions, toBusError, withTimeout } from './client.js';
 import { type Command, num, parseFlat, pipeline } from './commands.js';
 import { type RedisClient, type RedisStreamOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { addDelayed, DelayMover } from './delays.js';
@@ -120,8 +120,17 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
 
   const withClient = async <R>(fn: (client: RedisClient) => Promise<R>): Promise<R> => {
     if (closing) throw new ClosedError(`transport "${o.name}"`);
+    // One deadline per use of a connection (not one timer per command): a connection that got no reply
+    // in time is presumed dead and destroyed, not given back to the pool.
+    let timedOut = false;
     try {
-      return await poolOf().use(fn, (error) => !isReplyError(error) && messageOf(error).includes('Connection is closed'));
+      return await poolOf().use(
+        (client) =>
+          withTimeout(fn(client), o.commandTimeoutMs, `[bus/${o.name}] a command to Redis at ${targetOfOptions(o)}`, () => {
+            timedOut = true;
+          }),
+        (error) => timedOut || (!isReplyError(error) && messageOf(error).includes('Connection is closed')),
+      );
     } catch (error) {
       // A pool timeout caused by a failing connect: report the connect error (host:port, reason).
       if (PoolTimeoutError.isInstance(error) && BusError.isInstance(error.cause)) throw error.cause;

@@ -8,7 +8,7 @@ import { type RedisStreamTransport, redisStream } from '../src/index.js';
 import { capturingLogger, makePki, recordingObservers, silentServer, startRedisWith, stringify, type TestPki } from './helpers/security.js';
 
 // Own servers on the loopback ports 17201-17209 (requirepass, ACL, TLS, a silent port).
-const PORT = { silent: 17201, password: 17202, acl: 17203, tls: 17204 } as const;
+const PORT = { silent: 17201, password: 17202, acl: 17203, tls: 17204, stopped: 17205 } as const;
 const SECRET = 's3cret-Pa55';
 const ACL_SECRET = 'acl-Pa55-x9';
 const codec = jsonCodec();
@@ -104,6 +104,29 @@ describe('a port that accepts TCP and never answers', () => {
       expect(error.message).not.toContain('exhausted');
     } finally {
       await silent.close();
+    }
+  });
+});
+
+describe('a Redis that stops answering after the connection is up (SIGSTOP)', () => {
+  it('publish fails within commandTimeoutMs with a ConnectionError naming host:port; the dead connection is replaced, so publishing works again once Redis answers', async () => {
+    const server = await startRedisWith(PORT.stopped, ['--port', String(PORT.stopped)]);
+    const transport = make({ url: `redis://127.0.0.1:${PORT.stopped}`, commandTimeoutMs: 600, pool: { max: 1 } });
+    try {
+      expect((await transport.publish('t', [record()]))[0]?.ok).toBe(true); // the pool holds a live connection
+      process.kill(server.pid, 'SIGSTOP');
+      const startedAt = Date.now();
+      const error = failure(await transport.publish('t', [record()]));
+      // A deadline, not a speed: without one the publish would hang until the server came back.
+      expect(Date.now() - startedAt).toBeLessThan(5_000);
+      expect(ConnectionError.isInstance(error)).toBe(true);
+      expect(error.retryable).toBe(true);
+      expect(error.message).toContain(`a command to Redis at 127.0.0.1:${PORT.stopped} got no reply within 600 ms`);
+      process.kill(server.pid, 'SIGCONT');
+      const again = await transport.publish('t', [record(), record()]);
+      expect(again.map((r) => r.ok)).toEqual([true, true]);
+    } finally {
+      await server.stop();
     }
   });
 });

@@ -83,7 +83,7 @@ export function makePki(): TestPki {
 }
 
 /** A redis-server with extra arguments, on a given port; `stop()` kills it. */
-export async function startRedisWith(port: number, args: string[]): Promise<{ stop(): Promise<void> }> {
+export async function startRedisWith(port: number, args: string[]): Promise<{ pid: number; stop(): Promise<void> }> {
   const child: ChildProcess = spawn('redis-server', ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...args], { stdio: 'ignore' });
   const deadline = Date.now() + 10_000;
   while (!(await accepts(port))) {
@@ -92,8 +92,10 @@ export async function startRedisWith(port: number, args: string[]): Promise<{ st
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
+    pid: child.pid as number,
     async stop() {
       if (child.exitCode !== null) return;
+      child.kill('SIGCONT');
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill('SIGKILL');
       await exited;
