@@ -1,6 +1,7 @@
 import { AuthError, BusError, ConnectionError, type Logger, PublishError, redact, redactUrl } from '@bus/core';
 import { tlsFailure } from '@bus/core/kit';
 import { Kafka, type KafkaConfig, type LogEntry, logLevel } from 'kafkajs';
+import { fixKafkajsNegativeTimeout } from './kafkajs-timeout.js';
 import type { ResolvedOptions } from './options.js';
 
 const LEVEL: Record<ResolvedOptions['logLevel'], logLevel> = {
@@ -62,6 +63,7 @@ export function createClient(options: ResolvedOptions, logger: () => Logger, cli
   };
   if (options.ssl !== undefined) config.ssl = options.ssl;
   if (options.sasl !== undefined) config.sasl = options.sasl;
+  fixKafkajsNegativeTimeout();
   return new Kafka(config);
 }
 
