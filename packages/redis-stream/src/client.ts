@@ -212,18 +212,26 @@ export function messageOf(error: unknown): string {
 
 /**
  * Runs `promise` with a deadline. On timeout `onTimeout` runs (e.g. to drop the connection) and the
- * returned promise rejects with a `ConnectionError`; the original promise's outcome is ignored.
+ * returned promise rejects with a `ConnectionError`; the original promise's outcome is ignored. One
+ * timer and one promise per call (this wraps every publish and every read).
  */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
       onTimeout();
       reject(new ConnectionError(`${what} got no reply within ${ms} ms; the connection is presumed dead and replaced`));
     }, ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  promise.catch(() => {});
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 // --- Cluster key slots ---------------------------------------------------------------------------

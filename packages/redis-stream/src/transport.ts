@@ -118,6 +118,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     return pool;
   };
 
+  const commandTarget = `[bus/${o.name}] a command to Redis at ${targetOfOptions(o)}`;
   const withClient = async <R>(fn: (client: RedisClient) => Promise<R>): Promise<R> => {
     if (closing) throw new ClosedError(`transport "${o.name}"`);
     // One deadline per use of a connection (not one timer per command): a connection that got no reply
@@ -126,7 +127,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     try {
       return await poolOf().use(
         (client) =>
-          withTimeout(fn(client), o.commandTimeoutMs, `[bus/${o.name}] a command to Redis at ${targetOfOptions(o)}`, () => {
+          withTimeout(fn(client), o.commandTimeoutMs, commandTarget, () => {
             timedOut = true;
           }),
         (error) => timedOut || (!isReplyError(error) && messageOf(error).includes('Connection is closed')),
