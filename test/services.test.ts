@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@bus/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from './chaos/redis-topology.js';
 
 const SERVICES = fileURLToPath(new URL('../scripts/services.sh', import.meta.url));
 const CLUSTER = fileURLToPath(new URL('../scripts/redis-cluster.sh', import.meta.url));
@@ -68,14 +69,6 @@ function services(args: string[], env: Record<string, string>): Promise<{ code: 
 /** A pid no process has (above Linux's pid_max of 2^22). */
 const DEAD_PID = 4_194_305;
 
-async function waitFor(what: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await what())) {
-    if (Date.now() > deadline) throw new Error(`not true within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 function kcatBrokers(bootstrap: string): Promise<string> {
   return new Promise((resolve) => {
     execFile('kcat', ['-L', '-b', bootstrap, '-m', '5'], { timeout: 15_000 }, (_error, stdout) => resolve(stdout));
@@ -106,7 +99,7 @@ describe('scripts/services.sh, the first half of the test command', () => {
     const pidFile = join(work, 'kafka', 'node-1', 'kafka.pid');
     process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
     writeFileSync(pidFile, `${DEAD_PID}\n`);
-    await waitFor(async () => !(await kcatBrokers(bootstrap)).includes('brokers:'), 10_000);
+    await waitUntil('the killed broker to stop answering', async () => !(await kcatBrokers(bootstrap)).includes('brokers:'), 10_000);
     const restarted = await services(['up', 'kafka'], { BUS_KAFKA_CONTROLLER_PORT: String(await freePort()) });
     expect(restarted.code, restarted.stderr).toBe(0);
     expect(restarted.stderr).toMatch(/services: kafka: started Kafka \(scripts\/kafka\.sh\) on 127\.0\.0\.1:\d+/);
@@ -172,7 +165,7 @@ describe('scripts/services.sh, the first half of the test command', () => {
         process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
         writeFileSync(pidFile, `${DEAD_PID}\n`);
       }
-      await waitFor(async () => (await cluster('status')).code !== 0, 10_000);
+      await waitUntil('the killed cluster to be unhealthy', async () => (await cluster('status')).code !== 0, 10_000);
       // Before: the nodes came back on their old nodes.conf and `redis-cli --cluster create` refused them
       // ("Node … is not empty"), so `pnpm test` failed in its first second.
       const again = await cluster('start');

@@ -233,8 +233,7 @@ async function scaling(ctx: Ctx, topic: string, perRun: number): Promise<void> {
     }
   };
   const values = await compare({ bus1: run('bus', 1), raw1: run('raw', 1), bus2: run('bus', 2), raw2: run('raw', 2) }, 0, Math.min(ctx.runs, 3));
-  const median = (xs: number[] = []) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
-  const startupNote = ['bus1', 'raw1', 'bus2', 'raw2'].map((k) => `${k} ${Math.round(median(startup[k]))}`).join(', ');
+  const startupNote = ['bus1', 'raw1', 'bus2', 'raw2'].map((k) => `${k} ${Math.round(stat(startup[k] ?? []).median)}`).join(', ');
   const settings = `${perRun.toLocaleString('en-US')} msgs per run from the backlog, batch 100, one group, timed from the first message any worker handled to the last (process start, connect and group join excluded: "go" → first message, median ms: ${startupNote}); ${Math.min(ctx.runs, 3)} runs`;
   addRow(ctx, { section: 'Scaling', name: 'consume, 1 worker process', unit: 'msg/s', settings, values: { bus: values.bus1 as Stat, raw: values.raw1 as Stat }, versus: 'raw' });
   addRow(ctx, {

@@ -247,8 +247,7 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
       }
       if (last !== undefined) {
         resolveOffset(last);
-        const committed = last;
-        const next = (BigInt(committed) + 1n).toString();
+        const next = (BigInt(last) + 1n).toString();
         // Waits for the previous chunk's commit (and throws its error), then sends this one without waiting.
         await commits.push(async () => {
           try {
@@ -258,7 +257,7 @@ export class KafkaSubscription implements Subscription, AsyncDisposable {
             this.log.warn('could not commit offsets; the messages will be delivered again', { topic, partition, offset: next, error: rootMessage(error) });
             throw error;
           }
-          this.forgetUpTo(tp, BigInt(committed));
+          this.forgetUpTo(tp, BigInt(last));
         });
       }
       if (open !== undefined) {
