@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Stat } from './stats.js';
+import { pairedRatio, type Stat } from './stats.js';
 
 /** A benchmark payload: `sentAt` (for end-to-end delay) and filler, JSON-encoded to about `bytes`. */
 export interface Payload {
@@ -47,7 +47,10 @@ export interface Row {
   /** Side name → figure. The first side is the bus; `ratio` is bus / `versus`. */
   values: Record<string, Stat>;
   versus?: string;
+  /** bus ÷ versus: the median of the rounds' ratios when the sides ran paired, else of the medians. */
   ratio?: number;
+  /** min–max of the rounds' ratios (paired sides only). */
+  ratioSpread?: [number, number];
   note?: string;
 }
 
@@ -64,15 +67,19 @@ export interface Ctx {
   log(message: string): void;
 }
 
-export function addRow(ctx: Ctx, row: Omit<Row, 'ratio'>): Row {
+export function addRow(ctx: Ctx, row: Omit<Row, 'ratio' | 'ratioSpread'>): Row {
   const bus = row.values.bus;
   const other = row.versus ? row.values[row.versus] : undefined;
   const full: Row = { ...row };
-  if (bus && other && other.median > 0) full.ratio = bus.median / other.median;
+  const paired = bus && other ? pairedRatio(bus, other) : undefined;
+  if (paired) {
+    full.ratio = paired.median;
+    full.ratioSpread = [paired.min, paired.max];
+  } else if (bus && other && other.median > 0) full.ratio = bus.median / other.median;
   ctx.rows.push(full);
   ctx.log(`  ${row.section} · ${row.name}: ${Object.entries(row.values)
     .map(([k, v]) => `${k} ${fmt(v.median)} [${fmt(v.min)}–${fmt(v.max)}]`)
-    .join(' | ')}${full.ratio === undefined ? '' : ` | bus/${row.versus} ${full.ratio.toFixed(2)}`}`);
+    .join(' | ')}${full.ratio === undefined ? '' : ` | bus/${row.versus} ${full.ratio.toFixed(2)}${full.ratioSpread ? ` [${full.ratioSpread.map((r) => r.toFixed(2)).join('–')}]` : ''}`}`);
   return full;
 }
 

@@ -103,7 +103,7 @@ export async function kafkaSuite(ctx: Ctx): Promise<void> {
     // --- produce
     for (const bytes of [200, 1024]) {
       const payload = makePayload(bytes);
-      const total = Math.round(20_000 * ctx.scale);
+      const total = Math.round(50_000 * ctx.scale);
       const t = await topic(`produce-${bytes}`);
       const run = async (send: () => Promise<void>) => {
         const t0 = nowMs();
@@ -143,7 +143,7 @@ export async function kafkaSuite(ctx: Ctx): Promise<void> {
     }
 
     // --- consume
-    const total = Math.round(50_000 * ctx.scale);
+    const total = Math.round(150_000 * ctx.scale);
     const filled = await topic('consume');
     const payload = makePayload(200);
     for (let i = 0; i < total; i += 1000) await rawSend(producer, filled, Array.from({ length: Math.min(1000, total - i) }, () => payload));

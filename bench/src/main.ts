@@ -9,7 +9,7 @@ import { connectRedis } from './redis-raw.js';
 
 const HELP = `pnpm bench [-- options]
   --only=a,b     run only these parts: redis-publish, redis-consume, redis-io, redis-e2e, big (memory, scaling, backlog), kafka, outbox, delays
-  --runs=N       measured runs per figure (default 5; 3 with --quick)
+  --runs=N       measured rounds per figure (default 7; 3 with --quick); sides alternate, order rotating
   --warmup=N     warm-up runs per figure (default 1)
   --quick        fewer, smaller runs (scale 0.2), to try the bench out
   --scale=F      multiply message counts by F
@@ -32,7 +32,7 @@ const ctx: Ctx = {
   redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   kafkaBrokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
   warmup: Number(flag('warmup') ?? 1),
-  runs: Number(flag('runs') ?? (quick ? 3 : 5)),
+  runs: Number(flag('runs') ?? (quick ? 3 : 7)),
   scale: Number(flag('scale') ?? (quick ? 0.2 : 1)),
   rows: [],
   details: {},
@@ -86,8 +86,8 @@ try {
 const seconds = Math.round((Date.now() - started) / 1000);
 const markdown = table(ctx.rows);
 console.log(`\n${markdown}\n`);
-console.log(`bus/raw: bus throughput ÷ raw client throughput (higher is better); for delays and memory, bus ÷ raw (lower is better).`);
-console.log(`${ctx.warmup} warm-up + ${ctx.runs} runs per figure, median shown, spread = min–max of the runs; total ${seconds} s.`);
+console.log(`bus/raw: bus throughput ÷ raw client throughput (higher is better); for delays and memory, bus ÷ raw (lower is better). It is the median of the rounds' ratios (min–max in brackets): each round runs every side once, order rotating.`);
+console.log(`${ctx.warmup} warm-up + ${ctx.runs} rounds per figure, median shown, spread = min–max of the runs; total ${seconds} s.`);
 const out = fileURLToPath(new URL('../results/', import.meta.url));
 mkdirSync(out, { recursive: true });
 writeFileSync(
@@ -108,7 +108,7 @@ function table(rows: Row[]): string {
     const spread = [v.bus, v.raw].filter((s) => s && s.runs.length > 1).map((s) => `${fmt(s?.min)}–${fmt(s?.max)}`);
     const settings = r.note ? `${r.settings}. ${r.note}` : r.settings;
     lines.push(
-      `| ${r.section} | ${r.name} | ${r.unit} | ${fmt(v.bus?.median)} | ${fmt(v.raw?.median)} | ${fmt(v.bullmq?.median)} | ${r.ratio === undefined ? '' : `**${r.ratio.toFixed(2)}**`} | ${spread.join(' · ')} | ${fmt(v['bus-plt']?.median)} | ${fmt(v['raw-plt']?.median)} | ${pltRatio(r)} | ${settings} |`,
+      `| ${r.section} | ${r.name} | ${r.unit} | ${fmt(v.bus?.median)} | ${fmt(v.raw?.median)} | ${fmt(v.bullmq?.median)} | ${r.ratio === undefined ? '' : `**${r.ratio.toFixed(2)}**${r.ratioSpread ? ` (${r.ratioSpread.map((x) => x.toFixed(2)).join('–')})` : ''}`} | ${spread.join(' · ')} | ${fmt(v['bus-plt']?.median)} | ${fmt(v['raw-plt']?.median)} | ${pltRatio(r)} | ${settings} |`,
     );
   }
   return lines.join('\n');

@@ -32,7 +32,7 @@ export async function redisPublish(ctx: Ctx, admin: Redis): Promise<void> {
     for (const batch of [1, 100]) {
       for (const bytes of [200, 1024]) {
         const payload = makePayload(bytes);
-        const total = Math.max(batch, Math.round((batch === 1 ? 3000 : 30_000) * ctx.scale));
+        const total = Math.max(batch, Math.round((batch === 1 ? 5000 : 100_000) * ctx.scale));
         const run = async (send: (key: string) => Promise<void>, key: string): Promise<number> => {
           const t0 = nowMs();
           for (let sent = 0; sent < total; sent += batch) await send(key);
@@ -85,7 +85,7 @@ export async function redisPublish(ctx: Ctx, admin: Redis): Promise<void> {
 
 /** Read + no-op handler + ack of a pre-filled stream, batch 100: bus module vs raw XREADGROUP/XACK vs BullMQ Worker. */
 export async function redisConsume(ctx: Ctx, admin: Redis): Promise<void> {
-  const total = Math.round(30_000 * ctx.scale);
+  const total = Math.round(100_000 * ctx.scale);
   const batchSize = 100;
   const payload = makePayload(200);
   const key = topic('consume');

@@ -25,12 +25,17 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
   return a + (b - a) * (pos - lo);
 }
 
-/** Sides of one comparison, measured alternately (bus, raw, bus, raw…) so drift hits both alike. */
+/** Sides of one comparison, measured alternately (bus, raw, raw, bus…) so drift hits both alike. */
 export type Sides = Record<string, () => Promise<number>>;
 
+/** `gc()` when node runs with `--expose-gc` (`pnpm bench` does): one side's garbage is not left for the next to collect. */
+const collect = (globalThis as { gc?: () => void }).gc;
+
 /**
- * Runs every side `warmup` times (discarded), then `runs` times, interleaved. Each call returns one
- * figure (msg/s, ms…).
+ * Runs every side `warmup` times (discarded), then `runs` rounds of every side. The order rotates per
+ * round (bus, raw · raw, bus · …), so neither side always runs first or right after the other, and the
+ * heap is collected before each call. Each call returns one figure (msg/s, ms…); `runs[i]` of every side
+ * belongs to round i (see `pairedRatio`).
  */
 export async function compare(sides: Sides, warmup: number, runs: number): Promise<Record<string, Stat>> {
   const names = Object.keys(sides);
@@ -38,7 +43,9 @@ export async function compare(sides: Sides, warmup: number, runs: number): Promi
   const values: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let i = 0; i < runs; i++) {
-    for (const name of names) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(k + i) % names.length] as string;
+      collect?.();
       const before = process.cpuUsage();
       (values[name] as number[]).push(await (sides[name] as () => Promise<number>)());
       const used = process.cpuUsage(before);
@@ -46,6 +53,16 @@ export async function compare(sides: Sides, warmup: number, runs: number): Promi
     }
   }
   return Object.fromEntries(names.map((n) => [n, { ...stat(values[n] as number[]), cpuMs: cpu[n] as number[] }]));
+}
+
+/**
+ * bus ÷ other of each round, when both sides ran in the same rounds (`compare`): the median of these is
+ * steadier than the ratio of the medians, because a round's two runs saw the same machine state.
+ * Undefined when the sides' runs are not paired.
+ */
+export function pairedRatio(bus: Stat, other: Stat): Stat | undefined {
+  if (bus.runs.length < 2 || bus.runs.length !== other.runs.length) return undefined;
+  return stat(bus.runs.map((b, i) => b / (other.runs[i] as number)));
 }
 
 /**

@@ -5,6 +5,7 @@
 // Options come as JSON in argv[2]: { mode: 'bus' | 'raw', redisUrl, prefix, topic, group, batchSize,
 // expected (messages; RSS is noted at 25/50/75/100 % of it), progressEvery }.
 import { readFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { createBus } from '@bus/core';
 import { redisStream } from '@bus/redis-stream';
 import { Redis } from 'ioredis';
@@ -29,8 +30,12 @@ let count = 0;
 let peak = 0;
 const marks = [];
 const quarter = Math.max(1, Math.floor(o.expected / 4));
+/** With `o.spaces`: V8's heap spaces (MB) at the sample of the highest RSS, to see what the peak is made of. */
+let spacesAtPeak;
 const sampler = setInterval(() => {
-  peak = Math.max(peak, rss().rss);
+  const r = rss().rss;
+  if (r > peak && o.spaces) spacesAtPeak = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, +(s.space_size / MB).toFixed(1)]));
+  peak = Math.max(peak, r);
 }, 50);
 
 function onMessage() {
@@ -97,7 +102,7 @@ process.on('message', async (m) => {
   await stop();
   clearInterval(sampler);
   const r = rss();
-  send({ type: 'done', count, peakRssMb: Math.max(peak, r.rss), hwmMb: r.hwm, marks });
+  send({ type: 'done', count, peakRssMb: Math.max(peak, r.rss), hwmMb: r.hwm, marks, spacesAtPeak });
   process.disconnect?.();
 });
 // The parent going away must not leave this process behind.

@@ -182,6 +182,25 @@ describe('consumer groups', () => {
     expect(await cli('XPENDING', `${prefix}${topic}`, group)).toMatch(/^0/);
   });
 
+  it("a batch's XACK goes out behind the next read, and close() right after the handler still waits for it: nothing stays pending", async () => {
+    const t = make();
+    for (let round = 0; round < 5; round++) {
+      const topic = `ackclose-${randomUUID().slice(0, 6)}`;
+      await t.publish(topic, [record(1), record(2), record(3)]);
+      let closing: Promise<void> | undefined;
+      const sub = await t.subscribe({ group: 'g', topics: [topic], batchSize: 10, pollIntervalMs: 50, startFrom: 'earliest', consumerName: 'c' }, async (batch) => {
+        for (const m of batch) m.ack();
+        // Close as soon as this handler returns: the XACK is sent after it, while close() runs.
+        setImmediate(() => {
+          closing = sub.close();
+        });
+      });
+      await waitFor('close to begin', () => closing !== undefined);
+      await closing;
+      expect(await cli('XPENDING', `${prefix}${topic}`, 'g')).toMatch(/^0/);
+    }
+  });
+
   it('a deleted group is recreated and consumption goes on', async () => {
     const topic = `nogroup-${randomUUID().slice(0, 6)}`;
     const t = make();
