@@ -13,7 +13,7 @@ import type { ModuleDefinition } from './module.js';
 import { type ResolvedModule, resolveModule } from './module.js';
 import { ModuleRunner } from './router.js';
 import { noopTracing, type Tracing } from './tracing.js';
-import type { Transport } from './transport.js';
+import type { PublishResult, Transport } from './transport.js';
 import { type EventDefinitions, type InferEvents, readEventsOption, validateBatch, validatePayload } from './validation.js';
 
 export interface BusOptions {
@@ -134,49 +134,63 @@ export function createBus<M extends EventMap = EventMap>(options: BusOptions): B
 
   const send = async (topic: string, envelopes: Envelope[], transport: Transport, due?: (number | undefined)[]): Promise<BatchPublishResult[]> => {
     const results: BatchPublishResult[] = new Array(envelopes.length);
-    const records: WireRecord[] = [];
-    const index: number[] = [];
-    const delayed: DelayedRecord[] = [];
-    const delayedIndex: number[] = [];
-    await tracing.publish(
-      { transport: transport.name, topic, events: envelopes.map((e) => e.event), messageIds: envelopes.map((e) => e.id) },
-      envelopes.map((e) => e.headers),
-      async () => {
-        envelopes.forEach((envelope, i) => {
-          try {
-            const deliverAt = due?.[i];
-            if (deliverAt === undefined) {
-              records.push(codec.encode(envelope));
-              index.push(i);
-              return;
-            }
-            if (!transport.capabilities.delays || !transport.publishDelayed) {
-              throw new PublishError(`[bus] transport "${transport.name}" has no delayed delivery (capabilities.delays)`, { retryable: false });
-            }
-            delayed.push({ ...codec.encode(envelope), deliverAt });
-            delayedIndex.push(i);
-          } catch (error) {
-            results[i] = { ok: false, id: envelope.id, error: asPublishError(error, transport.name, topic) };
+    // Fills `results`; never throws (a failed encode or a transport that throws becomes those entries' error).
+    const deliver = async (): Promise<void> => {
+      const records: WireRecord[] = [];
+      const index: number[] = [];
+      let delayed: DelayedRecord[] | undefined;
+      let delayedIndex: number[] | undefined;
+      for (let i = 0; i < envelopes.length; i++) {
+        const envelope = envelopes[i] as Envelope;
+        try {
+          const deliverAt = due?.[i];
+          if (deliverAt === undefined) {
+            records.push(codec.encode(envelope));
+            index.push(i);
+            continue;
           }
-        });
-        const [sent, sentLater] = await Promise.all([
-          records.length === 0 ? [] : transport.publish(topic, records),
-          delayed.length === 0 ? [] : (transport.publishDelayed?.(topic, delayed) ?? []),
-        ]);
-        const collect = (list: typeof sent, at: number[]) =>
-          list.forEach((result, j) => {
+          if (!transport.capabilities.delays || !transport.publishDelayed) {
+            throw new PublishError(`[bus] transport "${transport.name}" has no delayed delivery (capabilities.delays)`, { retryable: false });
+          }
+          (delayed ??= []).push({ ...codec.encode(envelope), deliverAt });
+          (delayedIndex ??= []).push(i);
+        } catch (error) {
+          results[i] = { ok: false, id: envelope.id, error: asPublishError(error, transport.name, topic) };
+        }
+      }
+      const collect = async (send: () => Promise<PublishResult[]> | PublishResult[], at: number[]) => {
+        try {
+          const list = await send();
+          for (let j = 0; j < at.length; j++) {
             const i = at[j] as number;
             const id = (envelopes[i] as Envelope).id;
-            results[i] = result.ok ? { ok: true, id, position: result.id } : { ok: false, id, error: result.error };
-          });
-        collect(sent, index);
-        collect(sentLater, delayedIndex);
-        const failed = sent.find((s) => !s.ok) ?? sentLater.find((s) => !s.ok);
-        if (failed && !failed.ok) throw failed.error;
-      },
-    ).catch(() => {
-      // Per-entry results already carry the errors; the rejection only marks the trace span.
-    });
+            const result = list[j];
+            results[i] = result?.ok
+              ? { ok: true, id, position: result.id }
+              : { ok: false, id, error: result?.error ?? new PublishError(`[bus] transport "${transport.name}" returned no result for entry ${i}`) };
+          }
+        } catch (error) {
+          const publishError = asPublishError(error, transport.name, topic);
+          for (const i of at) results[i] = { ok: false, id: (envelopes[i] as Envelope).id, error: publishError };
+        }
+      };
+      // Both sent at once when a batch mixes immediate and delayed entries.
+      const now = records.length === 0 ? undefined : collect(() => transport.publish(topic, records), index);
+      const later = delayed === undefined || delayedIndex === undefined ? undefined : collect(() => transport.publishDelayed?.(topic, delayed) ?? [], delayedIndex);
+      await now;
+      await later;
+    };
+    if (tracing === noopTracing) await deliver();
+    else {
+      await tracing
+        .publish({ transport: transport.name, topic, events: envelopes.map((e) => e.event), messageIds: envelopes.map((e) => e.id) }, envelopes.map((e) => e.headers), async () => {
+          await deliver();
+          // The rejection only marks the trace span: the per-entry results carry the errors.
+          const failed = results.find((r) => !r.ok);
+          if (failed && !failed.ok) throw failed.error;
+        })
+        .catch(() => {});
+    }
     countPublished(transport.name, topic, envelopes, results);
     return results;
   };

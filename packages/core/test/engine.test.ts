@@ -258,3 +258,35 @@ describe('routing engine', () => {
     expect(dlq?.lag).toBe(0);
   });
 });
+
+describe('publishing through a transport that throws', () => {
+  // A custom transport may break its contract (reject instead of per-record results, or throw before
+  // returning a promise): every entry gets a typed PublishError naming the transport, counted as failed.
+  it.each([
+    ['rejects', async () => Promise.reject(new Error('socket exploded'))],
+    ['throws synchronously', () => {
+      throw new Error('socket exploded');
+    }],
+    ['returns too few results', async () => []],
+  ])('publishBatch when the transport %s: each entry fails with a PublishError, nothing is thrown', async (_how, publish) => {
+    const inner = memoryTransport();
+    const broken: Transport = { ...inner, name: 'broken', publish: publish as Transport['publish'] };
+    const { calls, metrics } = recordingMetrics();
+    const bus = createBus<Events>({ transports: { broken }, metrics });
+    const results = await bus.publishBatch('t', [
+      { event: 'a.happened', payload: { n: 1 } },
+      { event: 'a.happened', payload: { n: 2 } },
+    ]);
+    expect(results).toHaveLength(2);
+    for (const r of results) {
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.name).toBe('PublishError');
+        expect(r.error.message).toMatch(/broken|no result/);
+      }
+    }
+    expect(calls).toEqual(['published t a.happened 2 false']);
+    await expect(bus.publish('t', 'a.happened', { n: 3 })).rejects.toMatchObject({ name: 'PublishError' });
+    await bus.close();
+  });
+});

@@ -1,6 +1,6 @@
 import { type BatchHandler, type Logger, type SubscribeOptions, type Subscription, sleep } from '@bus/core';
 import { BatchSettlement, type DeliveredRecord, type SettledBatch } from '@bus/core/kit';
-import { connect, destroy, isReplyError, keySlot, messageOf, replyCode, toBusError, withTimeout } from './client.js';
+import { connect, type Deadlines, destroy, isReplyError, keySlot, messageOf, replyCode, toBusError } from './client.js';
 import { type Command, num, parseEntries, parseRead, pipeline, type RawEntry } from './commands.js';
 import type { RedisClient, ResolvedOptions } from './options.js';
 import { restoreBinaryValues } from './exact.js';
@@ -13,6 +13,8 @@ export interface SubscriptionContext {
   logger: Logger;
   /** A new, unconnected client dedicated to one blocking reader. */
   newReaderClient(): RedisClient;
+  /** The transport's command deadlines (one timer for all commands). */
+  deadlines: Deadlines;
   clusterMode: boolean;
   streamKey(topic: string): string;
   onClosed(subscription: Subscription): void;
@@ -175,7 +177,7 @@ class StreamSubscription implements Subscription {
   /** A command on the reader's connection with a deadline; past it the connection is replaced. */
   private guarded<T>(reader: Reader, promise: Promise<T>, ms: number, what: string): Promise<T> {
     const client = reader.client;
-    return withTimeout(promise, ms, `[bus/${this.o.name}] ${what}`, () => {
+    return this.ctx.deadlines.run(promise, ms, `[bus/${this.o.name}] ${what}`, () => {
       if (reader.client === client) this.dropClient(reader);
     });
   }

@@ -21,7 +21,7 @@ import {
   type WireRecord,
   type DelayedRecord,
 } from '@bus/core';
-import { connect, destroy, isCluster, isReplyError, makeClient, messageOf, targetOfOptions, toBusError, withTimeout } from './client.js';
+import { connect, Deadlines, destroy, isCluster, isReplyError, makeClient, messageOf, targetOfOptions, toBusError } from './client.js';
 import { type Command, num, parseFlat, pipeline } from './commands.js';
 import { type RedisClient, type RedisStreamOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { addDelayed, DelayMover } from './delays.js';
@@ -119,6 +119,8 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
   };
 
   const commandTarget = `[bus/${o.name}] a command to Redis at ${targetOfOptions(o)}`;
+  // The deadlines of every command (publish, reads, acks): one timer for all of them.
+  const deadlines = new Deadlines();
   const withClient = async <R>(fn: (client: RedisClient) => Promise<R>): Promise<R> => {
     if (closing) throw new ClosedError(`transport "${o.name}"`);
     // One deadline per use of a connection (not one timer per command): a connection that got no reply
@@ -127,7 +129,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
     try {
       return await poolOf().use(
         (client) =>
-          withTimeout(fn(client), o.commandTimeoutMs, commandTarget, () => {
+          deadlines.run(fn(client), o.commandTimeoutMs, commandTarget, () => {
             timedOut = true;
           }),
         (error) => timedOut || (!isReplyError(error) && messageOf(error).includes('Connection is closed')),
@@ -241,6 +243,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
           options: o,
           logger,
           newReaderClient: () => makeClient(o, 'reader'),
+          deadlines,
           clusterMode,
           streamKey,
           onClosed: (s) => subscriptions.delete(s),
@@ -292,6 +295,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
         await Promise.allSettled([...subscriptions].map((s) => s.close()));
         await Promise.allSettled([...movers.values()].map((m) => m.halt()));
         await pool?.close();
+        deadlines.close();
       })();
       return closing;
     },

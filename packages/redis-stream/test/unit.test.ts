@@ -1,6 +1,7 @@
 import { BusError, ConfigError } from '@bus/core';
 import { describe, expect, it } from 'vitest';
 import { keySlot, redisStream } from '../src/index.js';
+import { Deadlines } from '../src/client.js';
 import { fromFields, toFields } from '../src/wire.js';
 
 const configError = (options: unknown): ConfigError => {
@@ -107,5 +108,56 @@ describe('keySlot', () => {
     expect(keySlot('abc{}d')).toBe(16183);
     expect(keySlot('x{y}z')).toBe(12222);
     expect(keySlot('{orders}.dlq')).toBe(keySlot('{orders}'));
+  });
+});
+
+describe('Deadlines (one timer for every command in flight)', () => {
+  const never = () => new Promise<never>(() => {});
+  const after = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
+
+  it('each unanswered command fails at its own deadline with a ConnectionError, after onTimeout; answered ones keep their outcome', async () => {
+    const d = new Deadlines();
+    const t0 = performance.now();
+    const timedOut: string[] = [];
+    const settle = (p: Promise<unknown>) =>
+      p.then(
+        (v) => ({ ok: true, v, at: performance.now() - t0 }),
+        (e: unknown) => ({ ok: false, e, at: performance.now() - t0 }),
+      );
+    const slow = settle(d.run(never(), 120, 'slow', () => timedOut.push('slow')));
+    const fast = settle(d.run(never(), 40, 'fast', () => timedOut.push('fast')));
+    const answered = settle(d.run(after(10, 'yes'), 40, 'answered', () => timedOut.push('answered')));
+    const failed = settle(d.run(Promise.reject(new Error('refused')), 40, 'failed', () => timedOut.push('failed')));
+    const [s, f, a, x] = await Promise.all([slow, fast, answered, failed]);
+    expect(a).toMatchObject({ ok: true, v: 'yes' });
+    expect(x).toMatchObject({ ok: false, e: { message: 'refused' } });
+    expect(timedOut).toEqual(['fast', 'slow']);
+    for (const [r, ms] of [[f, 40], [s, 120]] as const) {
+      expect(r.ok).toBe(false);
+      expect(BusError.isInstance((r as { e: unknown }).e)).toBe(true);
+      expect(String((r as { e: Error }).e.message)).toMatch(new RegExp(`got no reply within ${ms} ms`));
+      expect(r.at).toBeGreaterThanOrEqual(ms - 1);
+      expect(r.at).toBeLessThan(ms + 60);
+    }
+    expect(d.size).toBe(0);
+    d.close();
+  });
+
+  it('many sequential commands share the timer (no timer per command) and none fails early', async () => {
+    const d = new Deadlines();
+    const created: unknown[] = [];
+    const original = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      created.push(ms);
+      return original(fn, ms);
+    }) as typeof setTimeout;
+    try {
+      for (let i = 0; i < 1000; i++) await d.run(Promise.resolve(i), 5000, 'cmd', () => {});
+    } finally {
+      globalThis.setTimeout = original;
+    }
+    expect(created.length).toBe(1);
+    expect(d.size).toBe(0);
+    d.close();
   });
 });
