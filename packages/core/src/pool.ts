@@ -24,8 +24,11 @@ export interface PoolOptions {
 export interface PoolFactory<T> {
   create(): Promise<T>;
   destroy(resource: T): Promise<void>;
-  /** Resolve `false` for a broken resource: it is destroyed and another one is made. */
-  validate?(resource: T): Promise<boolean>;
+  /**
+   * `false` (or a promise of it) for a broken resource: it is destroyed and another one is borrowed.
+   * Checked on each borrow (`validateOnBorrow`); a synchronous answer adds nothing to the borrow.
+   */
+  validate?(resource: T): Promise<boolean> | boolean;
 }
 
 /** A bounded pool of connections (producers, blocking-read clients…) built on generic-pool. */
@@ -112,7 +115,6 @@ export function createPool<T>(
         }
       },
       destroy: (resource) => factory.destroy(resource),
-      ...(factory.validate ? { validate: factory.validate } : {}),
     },
     {
       min: o.min,
@@ -120,7 +122,8 @@ export function createPool<T>(
       acquireTimeoutMillis: o.acquireTimeoutMs,
       idleTimeoutMillis: o.idleTimeoutMs,
       evictionRunIntervalMillis: o.evictionIntervalMs,
-      testOnBorrow: o.validateOnBorrow && factory.validate !== undefined,
+      // Validation on borrow runs in acquire() below: generic-pool's own chains several promises per borrow.
+      testOnBorrow: false,
       autostart: false,
     },
   );
@@ -159,20 +162,47 @@ export function createPool<T>(
     report();
   };
 
+  const validate = o.validateOnBorrow ? factory.validate?.bind(factory) : undefined;
+  const timeoutError = (pending: number) => {
+    const now = stats();
+    return new PoolTimeoutError(name, o.acquireTimeoutMs, { ...now, pending: now.pending + pending }, { lastError: lastCreateError, inProgress: creating });
+  };
+
   const acquire = async (): Promise<T> => {
     if (closing) throw new ClosedError(`pool "${name}"`);
-    try {
-      const resource = await gp.acquire();
-      report();
-      return resource;
-    } catch (error) {
-      report();
-      if (error instanceof Error && error.name === 'TimeoutError') {
+    const deadline = Date.now() + o.acquireTimeoutMs;
+    for (;;) {
+      let resource: T;
+      try {
+        resource = await gp.acquire();
+      } catch (error) {
+        report();
         // The timed-out request has already left the queue; count it among the waiting.
-        const now = stats();
-        throw new PoolTimeoutError(name, o.acquireTimeoutMs, { ...now, pending: now.pending + 1 }, { lastError: lastCreateError, inProgress: creating });
+        if (error instanceof Error && error.name === 'TimeoutError') throw timeoutError(1);
+        throw error;
       }
-      throw error;
+      if (!validate) {
+        report();
+        return resource;
+      }
+      let valid: boolean;
+      try {
+        const answer = validate(resource);
+        // A synchronous answer costs no tick.
+        valid = (typeof answer === 'boolean' ? answer : await answer) !== false;
+      } catch {
+        valid = false;
+      }
+      if (valid) {
+        report();
+        return resource;
+      }
+      // Broken: replaced by another (a new one when none is idle), within the acquire timeout.
+      await gp.destroy(resource).catch(() => {});
+      if (Date.now() >= deadline) {
+        report();
+        throw timeoutError(0);
+      }
     }
   };
 
@@ -183,15 +213,17 @@ export function createPool<T>(
     destroy,
     async use(fn, isBroken) {
       const resource = await acquire();
+      let result: Awaited<ReturnType<typeof fn>>;
       try {
-        const result = await fn(resource);
-        await release(resource);
-        return result;
+        result = await fn(resource);
       } catch (error) {
         if (isBroken?.(error)) await destroy(resource).catch(() => {});
         else await release(resource).catch(() => {});
         throw error;
       }
+      // generic-pool takes the resource back synchronously; the caller need not wait for the report.
+      release(resource).catch(() => {});
+      return result;
     },
     stats,
     close(timeoutMs = 5000) {

@@ -98,6 +98,42 @@ describe('createPool', () => {
     await pool.close();
   });
 
+  it('a synchronous or throwing validate replaces the resource too; one that never accepts ends in a PoolTimeoutError, not a loop', async () => {
+    let created = 0;
+    const destroyed: number[] = [];
+    let verdict: (n: number) => boolean = () => true;
+    const pool = createPool(
+      'sync-validated',
+      {
+        create: async () => ++created,
+        destroy: async (n) => {
+          destroyed.push(n);
+        },
+        validate: (n) => verdict(n),
+      },
+      { max: 1, acquireTimeoutMs: 200 },
+    );
+    const first = await pool.acquire();
+    await pool.release(first);
+    verdict = (n) => n !== first;
+    const second = await pool.acquire();
+    expect(second).not.toBe(first);
+    await pool.release(second);
+    verdict = (n) => {
+      if (n === second) throw new Error('cannot tell');
+      return true;
+    };
+    const third = await pool.acquire();
+    expect(third).not.toBe(second);
+    await pool.release(third);
+    expect(destroyed).toEqual([first, second]);
+    verdict = () => false;
+    const t0 = Date.now();
+    await expect(pool.acquire()).rejects.toMatchObject({ name: 'PoolTimeoutError' });
+    expect(Date.now() - t0).toBeLessThan(2000);
+    await pool.close();
+  });
+
   it('use() destroys a resource its callback reports broken, and close() is idempotent and final', async () => {
     let created = 0;
     const destroyed: number[] = [];

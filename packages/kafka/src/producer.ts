@@ -54,7 +54,7 @@ export class Publisher {
           });
           return pooled;
         },
-        validate: async ({ disconnected }) => !disconnected,
+        validate: ({ disconnected }) => !disconnected,
         destroy: async ({ producer }) => {
           await producer.disconnect().catch(() => {});
         },

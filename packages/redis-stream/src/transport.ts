@@ -110,7 +110,7 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
         },
         // State only, no PING: a publish costs one round trip. A client that is reconnecting stays
         // (its commands fail fast meanwhile); one that gave up is replaced.
-        validate: async (client) => client.status !== 'end' && client.status !== 'close',
+        validate: (client) => client.status !== 'end' && client.status !== 'close',
       },
       o.pool,
       (stats) => metrics.poolStats({ transport: o.name, pool: 'producer' }, stats),
