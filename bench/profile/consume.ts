@@ -15,6 +15,24 @@ if (mode === 'fill') {
   for (let i = 0; i < total; i += 1000) await rawPublish(admin, prefix + key, Array.from({ length: 1000 }, () => payload));
 } else if (mode === 'clean') {
   await admin.unlink(prefix + key);
+} else if (mode === 'transport') {
+  // The Redis transport alone (no router): decode each message and ack it.
+  let count = 0;
+  const { jsonCodec } = await import('@bus/core');
+  const codec = jsonCodec();
+  let decodeMs = 0;
+  const t = redisStream({ url, keyPrefix: prefix });
+  const t0 = performance.now(); const cpu0 = process.cpuUsage();
+  const sub = await t.subscribe({ group: `t${Date.now()}`, topics: [key], batchSize: 100, pollIntervalMs: 100, startFrom: 'earliest', consumerName: 'c' }, async (batch) => {
+    const t = performance.now();
+    for (const m of batch) codec.decode(m);
+    decodeMs += performance.now() - t;
+    for (const m of batch) { m.ack(); count++; }
+  });
+  while (count < total) await new Promise((r) => setTimeout(r, 1));
+  { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg'); }
+  console.log('decode µs/msg', (decodeMs * 1000 / total).toFixed(3));
+  await sub.close(); await t.close();
 } else if (mode === 'bus') {
   let count = 0;
   const bus = createBus({ transports: { redis: redisStream({ url, keyPrefix: prefix }) } });
@@ -26,7 +44,7 @@ if (mode === 'fill') {
   await bus.close();
 } else {
   let count = 0;
-  const c = new Redis(url);
+  const c = new Redis(url, process.env.PROTO ? { protocol: Number(process.env.PROTO) as 2 | 3 } : {});
   const t0 = performance.now(); const cpu0 = process.cpuUsage();
   await rawConsume({ client: c, key: prefix + key, group: `r${Date.now()}`, consumer: 'c', batchSize: 100, pollMs: 100, handler: () => { count++; }, stop: () => count >= total });
   { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg'); }

@@ -5,7 +5,7 @@ import { type Command, num, parseEntries, parseRead, pipeline, type RawEntry } f
 import type { RedisClient, ResolvedOptions } from './options.js';
 import { restoreBinaryValues } from './exact.js';
 import { Retention } from './retention.js';
-import { fromFields } from './wire.js';
+import { EMPTY_VALUE, fromFields } from './wire.js';
 
 /** What a subscription needs from its transport. */
 export interface SubscriptionContext {
@@ -421,16 +421,13 @@ class StreamSubscription implements Subscription {
   }
 
   private record(entry: Entry): DeliveredRecord {
-    const record = fromFields(entry.fields, this.o.fields);
-    const out: DeliveredRecord = {
+    return fromFields(entry.fields, this.o.fields, {
       topic: this.topicOf.get(entry.key) ?? entry.key,
       id: entry.id,
-      value: record.value,
-      headers: record.headers,
+      value: EMPTY_VALUE,
+      headers: {},
       deliveryCount: entry.deliveryCount,
-    };
-    if (record.key !== undefined) out.key = record.key;
-    return out;
+    });
   }
 
   /**
@@ -523,6 +520,19 @@ function groupByKey<T extends { key: string }>(items: T[]): Map<string, T[]> {
 
 function toEntries(reply: unknown): Entry[] {
   const entries: Entry[] = [];
+  if (Array.isArray(reply)) {
+    // RESP2 `[[key, [[id, fields], …]], …]` (what our connections speak): one object per entry.
+    for (const stream of reply as [Buffer | string, unknown][]) {
+      const key = String(stream[0]);
+      const list = stream[1];
+      if (!Array.isArray(list)) continue;
+      for (const item of list as [Buffer | string, (Buffer | string)[] | null][]) {
+        const fields = item[1];
+        if (Array.isArray(fields)) entries.push({ key, id: String(item[0]), fields, deliveryCount: 1 });
+      }
+    }
+    return entries;
+  }
   for (const [key, list] of parseRead(reply)) {
     for (const raw of list) if (raw.fields) entries.push({ key, id: raw.id, fields: raw.fields, deliveryCount: 1 });
   }

@@ -24,7 +24,9 @@ export function toFields(record: WireRecord, fields: { value: string; key: strin
   return out;
 }
 
-const EMPTY = Buffer.alloc(0);
+/** The value of an entry without a value field (shared: never written to). */
+export const EMPTY_VALUE: Buffer = Buffer.alloc(0);
+const EMPTY = EMPTY_VALUE;
 
 /**
  * A stream entry's fields (as Buffers, binary-safe) back into a record. Never throws: an entry
@@ -32,21 +34,36 @@ const EMPTY = Buffer.alloc(0);
  * everything from the headers; the JSON codec reports what is missing and the message is
  * dead-lettered). A repeated field keeps its last value, as `HGETALL`-style readers do.
  */
-export function fromFields(raw: readonly (Buffer | string)[], fields: { value: string; key: string }): WireRecord {
-  const headers: Headers = {};
+/**
+ * The field names of the last entry read, by position. Entries of a stream are laid out alike, so a
+ * name equal to the one at its position is replaced by that (older) string: it is already a property
+ * key V8 knows, where each entry's own copy would be looked up in V8's string table again for every
+ * header stored (0.24 → 0.16 µs per entry of 6 fields). Only a cache: any layout reads correctly.
+ */
+const NAMES: string[] = [];
+
+export function fromFields(raw: readonly (Buffer | string)[], fields: { value: string; key: string }): WireRecord;
+/** The same, written into `into` (its `value`, `headers` and `key`): the read path's one object per entry. */
+export function fromFields<R extends WireRecord>(raw: readonly (Buffer | string)[], fields: { value: string; key: string }, into: R): R;
+export function fromFields(raw: readonly (Buffer | string)[], fields: { value: string; key: string }, into?: WireRecord): WireRecord {
+  const headers: Headers = into ? into.headers : {};
   let value: Buffer | string = EMPTY;
   let key: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     // Runs for every field of every entry. String replies (the default) are used as they are;
     // Buffer#toString (binary: true) is twice as fast as String(buffer).
     const n = raw[i] as Buffer | string;
-    const name = typeof n === 'string' ? n : n.toString();
+    let name = typeof n === 'string' ? n : n.toString();
+    const known = NAMES[i >> 1];
+    if (known === name) name = known;
+    else NAMES[i >> 1] = name;
     const v = raw[i + 1] as Buffer | string;
     if (name === fields.value) value = v;
     else if (name === fields.key) key = typeof v === 'string' ? v : v.toString();
     else headers[name] = typeof v === 'string' ? v : v.toString();
   }
-  const record: WireRecord = { value, headers };
+  const record: WireRecord = into ?? { value, headers };
+  record.value = value;
   if (key !== undefined) record.key = key;
   return record;
 }

@@ -94,6 +94,19 @@ describe('wire mapping', () => {
     expect(Buffer.from(back.value as Uint8Array).length).toBe(0);
   });
 
+  it('entries of different layouts in turn read correctly (the field-name cache is only a cache), also into a given record', () => {
+    const a = ['ce_id', 'a1', 'ce_type', 'x.happened', '_data', '{"n":1}'];
+    const b = ['ce_type', 'y.happened', 'extra', 'e', '_key', 'k', 'ce_id', 'b1', '_data', '{"n":2}'];
+    const fresh = (list: string[]) => list.map((s) => Buffer.from(s).toString());
+    for (let round = 0; round < 3; round++) {
+      expect(fromFields(fresh(a), fields)).toEqual({ value: '{"n":1}', headers: { ce_id: 'a1', ce_type: 'x.happened' } });
+      const into = { topic: 't', id: '1-0', deliveryCount: 2, value: Buffer.alloc(0) as Buffer | string, headers: {} };
+      const back = fromFields(fresh(b), fields, into);
+      expect(back).toBe(into);
+      expect(back).toEqual({ topic: 't', id: '1-0', deliveryCount: 2, key: 'k', value: '{"n":2}', headers: { ce_type: 'y.happened', extra: 'e', ce_id: 'b1' } });
+    }
+  });
+
   it('a header named like a reserved field is refused with a non-retryable PublishError', () => {
     expect(() => toFields({ value: 'v', headers: { _data: 'oops' } }, fields, 'redis')).toThrow(/header "_data" uses a field name reserved/);
   });
