@@ -110,7 +110,7 @@ async function backlogPublish(ctx: Ctx, admin: Redis, bigTopic: string, backlog:
   const bus = redisBus(ctx);
   const raw = admin;
   const payload = makePayload(200);
-  const perRun = Math.round(100_000 * ctx.scale);
+  const perRun = Math.round(50_000 * ctx.scale);
   const emptyTopic = 'backlog0';
   await admin.xgroup('CREATE', REDIS_PREFIX + emptyTopic, 'backlog', '0', 'MKSTREAM');
   const run = async (send: () => Promise<void>) => {
