@@ -520,19 +520,6 @@ function groupByKey<T extends { key: string }>(items: T[]): Map<string, T[]> {
 
 function toEntries(reply: unknown): Entry[] {
   const entries: Entry[] = [];
-  if (Array.isArray(reply)) {
-    // RESP2 `[[key, [[id, fields], …]], …]` (what our connections speak): one object per entry.
-    for (const stream of reply as [Buffer | string, unknown][]) {
-      const key = String(stream[0]);
-      const list = stream[1];
-      if (!Array.isArray(list)) continue;
-      for (const item of list as [Buffer | string, (Buffer | string)[] | null][]) {
-        const fields = item[1];
-        if (Array.isArray(fields)) entries.push({ key, id: String(item[0]), fields, deliveryCount: 1 });
-      }
-    }
-    return entries;
-  }
   for (const [key, list] of parseRead(reply)) {
     for (const raw of list) if (raw.fields) entries.push({ key, id: raw.id, fields: raw.fields, deliveryCount: 1 });
   }

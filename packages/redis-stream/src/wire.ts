@@ -26,7 +26,6 @@ export function toFields(record: WireRecord, fields: { value: string; key: strin
 
 /** The value of an entry without a value field (shared: never written to). */
 export const EMPTY_VALUE: Buffer = Buffer.alloc(0);
-const EMPTY = EMPTY_VALUE;
 
 /**
  * A stream entry's fields (as Buffers, binary-safe) back into a record. Never throws: an entry
@@ -47,7 +46,7 @@ export function fromFields(raw: readonly (Buffer | string)[], fields: { value: s
 export function fromFields<R extends WireRecord>(raw: readonly (Buffer | string)[], fields: { value: string; key: string }, into: R): R;
 export function fromFields(raw: readonly (Buffer | string)[], fields: { value: string; key: string }, into?: WireRecord): WireRecord {
   const headers: Headers = into ? into.headers : {};
-  let value: Buffer | string = EMPTY;
+  let value: Buffer | string = EMPTY_VALUE;
   let key: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     // Runs for every field of every entry. String replies (the default) are used as they are;
