@@ -143,18 +143,42 @@ export function createPool<T>(
     for (let request = queue.dequeue(); request; request = queue.dequeue()) request.reject(error);
   };
 
+  /**
+   * Resources given back while nobody waited, still borrowed from generic-pool until the event loop's
+   * next check phase: a caller that borrows again before then (a publish loop, a handler awaiting
+   * publishes one by one) takes one from here without generic-pool's per-borrow request, deferred and
+   * acquire-timeout timer. Returned to generic-pool by `flush` (so its idle eviction, `drain` and
+   * fairness see them), at once when someone waits.
+   */
+  const kept: T[] = [];
+  let flushScheduled = false;
+  const flush = () => {
+    flushScheduled = false;
+    for (let resource = kept.pop(); resource !== undefined; resource = kept.pop()) gp.release(resource).catch(() => {});
+  };
+
   const stats = (): PoolStats => ({
     size: gp.size,
-    available: gp.available,
-    borrowed: gp.borrowed,
+    available: gp.available + kept.length,
+    borrowed: gp.borrowed - kept.length,
     pending: gp.pending,
     min: gp.min,
     max: gp.max,
   });
 
   const report = observe ? () => observe(stats()) : () => {};
+  const giveBack = (resource: T): Promise<void> | undefined => {
+    if (kept.includes(resource)) return Promise.reject(new Error(`[bus] pool "${name}": resource released twice`));
+    if (closing || gp.pending > 0) return gp.release(resource);
+    kept.push(resource);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+    return undefined;
+  };
   const release = async (resource: T) => {
-    await gp.release(resource);
+    await giveBack(resource);
     report();
   };
   const destroy = async (resource: T) => {
@@ -172,14 +196,16 @@ export function createPool<T>(
     if (closing) throw new ClosedError(`pool "${name}"`);
     const deadline = Date.now() + o.acquireTimeoutMs;
     for (;;) {
-      let resource: T;
-      try {
-        resource = await gp.acquire();
-      } catch (error) {
-        report();
-        // The timed-out request has already left the queue; count it among the waiting.
-        if (error instanceof Error && error.name === 'TimeoutError') throw timeoutError(1);
-        throw error;
+      let resource = kept.pop();
+      if (resource === undefined) {
+        try {
+          resource = await gp.acquire();
+        } catch (error) {
+          report();
+          // The timed-out request has already left the queue; count it among the waiting.
+          if (error instanceof Error && error.name === 'TimeoutError') throw timeoutError(1);
+          throw error;
+        }
       }
       if (!validate) {
         report();
@@ -221,13 +247,15 @@ export function createPool<T>(
         else await release(resource).catch(() => {});
         throw error;
       }
-      // generic-pool takes the resource back synchronously; the caller need not wait for the report.
-      release(resource).catch(() => {});
+      // Taken back synchronously; the caller need not wait for the report.
+      giveBack(resource)?.catch(() => {});
+      report();
       return result;
     },
     stats,
     close(timeoutMs = 5000) {
       closing ??= (async () => {
+        flush();
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
           gp.drain(),

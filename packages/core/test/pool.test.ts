@@ -145,6 +145,46 @@ describe('createPool', () => {
     await expect(pool.acquire()).rejects.toThrow('[bus] pool "use" is closed');
   });
 
+  it('a resource given back is counted available at once, reused by the next borrow, and still closed or evicted', async () => {
+    let created = 0;
+    const destroyed: number[] = [];
+    const pool = createPool('kept', { create: async () => ++created, destroy: async (n) => void destroyed.push(n) }, { max: 2 });
+    for (let i = 0; i < 100; i++) expect(await pool.use(async (n) => n)).toBe(1);
+    expect(created).toBe(1);
+    expect(pool.stats()).toMatchObject({ size: 1, available: 1, borrowed: 0, pending: 0 });
+    const a = await pool.acquire();
+    await pool.release(a);
+    await expect(pool.release(a)).rejects.toThrow('released twice');
+    // Two at once: the kept one and a new one, both back in the pool, both closed.
+    const [x, y] = await Promise.all([pool.acquire(), pool.acquire()]);
+    expect(new Set([x, y])).toEqual(new Set([1, 2]));
+    await pool.release(x);
+    await pool.release(y);
+    expect(pool.stats()).toMatchObject({ size: 2, available: 2, borrowed: 0 });
+    await pool.close();
+    expect(destroyed.sort()).toEqual([1, 2]);
+    expect(pool.stats()).toMatchObject({ size: 0, borrowed: 0 });
+  });
+
+  it('a waiting borrower gets a given-back resource before a new borrower', async () => {
+    const pool = createPool('fair', { create: async () => ({}), destroy: async () => {} }, { max: 1, acquireTimeoutMs: 1000 });
+    const held = await pool.acquire();
+    const order: string[] = [];
+    const waiting = pool.acquire().then((r) => {
+      order.push('waiting');
+      return r;
+    });
+    await pool.release(held);
+    const late = pool.acquire().then((r) => {
+      order.push('late');
+      return r;
+    });
+    await pool.release(await waiting);
+    await pool.release(await late);
+    expect(order).toEqual(['waiting', 'late']);
+    await pool.close();
+  });
+
   it('idle resources above min are evicted', async () => {
     const destroyed: number[] = [];
     let created = 0;
