@@ -170,21 +170,21 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
       const index: number[] = [];
       const key = streamKey(topic);
       const trim = trimArgs(o.trim);
-      records.forEach((record, i) => {
+      for (let i = 0; i < records.length; i++) {
         try {
-          commands.push(['XADD', key, ...trim, '*', ...toFields(record, o.fields, o.name)]);
+          commands.push(['XADD', key, ...trim, '*', ...toFields(records[i] as WireRecord, o.fields, o.name)]);
           index.push(i);
         } catch (error) {
           results[i] = { ok: false, error: toBusError(error, o.name, `could not publish to "${topic}"`) };
         }
-      });
+      }
       if (commands.length > 0) {
         try {
           // WAIT rides in the same pipeline, so it goes to the node that took the XADDs.
           const sent: Command[] = o.waitReplicas > 0 ? [...commands, ['WAIT', o.waitReplicas, o.waitTimeoutMs]] : commands;
-          const replies = await withClient(async (client) => {
+          const replies = sent === commands ? await withClient((client) => pipeline(client, commands)) : await withClient(async (client) => {
             let out = await pipeline(client, sent);
-            if (sent !== commands && isCluster(client) && out.some((r) => r.error && /^(MOVED|ASK) /.test(r.error.message))) {
+            if (isCluster(client) && out.some((r) => r.error && /^(MOVED|ASK) /.test(r.error.message))) {
               // After a Cluster failover ioredis follows a pipeline's MOVED only when no other command of
               // it succeeded; the WAIT (answered by the old node) did, so nothing was redirected and the
               // slot map stays stale. The XADDs were not executed: send them alone (ioredis follows the
