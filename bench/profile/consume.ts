@@ -9,7 +9,12 @@ const prefix = 'bench:profc:';
 const key = process.argv[4] ?? 'c';
 const payload = makePayload(200);
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+import { getHeapStatistics } from 'node:v8';
+const alloc0 = () => getHeapStatistics().total_allocated_bytes;
 const admin = new Redis(url);
+// Resolved by the handler at the last message: no polling timer burdens one side's CPU.
+let reached!: () => void;
+const done = new Promise<void>((r) => { reached = r; });
 if (mode === 'fill') {
   await admin.unlink(prefix + key);
   for (let i = 0; i < total; i += 1000) await rawPublish(admin, prefix + key, Array.from({ length: 1000 }, () => payload));
@@ -22,32 +27,32 @@ if (mode === 'fill') {
   const codec = jsonCodec();
   let decodeMs = 0;
   const t = redisStream({ url, keyPrefix: prefix });
-  const t0 = performance.now(); const cpu0 = process.cpuUsage();
+  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0(); (globalThis as any).__startHeapSampling?.();
   const sub = await t.subscribe({ group: `t${Date.now()}`, topics: [key], batchSize: 100, pollIntervalMs: 100, startFrom: 'earliest', consumerName: 'c' }, async (batch) => {
     const t = performance.now();
     for (const m of batch) codec.decode(m);
     decodeMs += performance.now() - t;
-    for (const m of batch) { m.ack(); count++; }
+    for (const m of batch) { m.ack(); if (++count === total) reached(); }
   });
-  while (count < total) await new Promise((r) => setTimeout(r, 1));
-  { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg'); }
+  await done;
+  { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg', Math.round((alloc0() - a0) / total), 'B/msg'); }
   console.log('decode µs/msg', (decodeMs * 1000 / total).toFixed(3));
   await sub.close(); await t.close();
 } else if (mode === 'bus') {
   let count = 0;
   const bus = createBus({ transports: { redis: redisStream({ url, keyPrefix: prefix }) } });
-  bus.module({ name: `m${Date.now()}`, batchSize: 100, pollIntervalMs: 100, lagIntervalMs: 0, consumers: { c: { topics: [key], events: [EVENT] } }, handler: () => { count++; } });
-  const t0 = performance.now(); const cpu0 = process.cpuUsage();
+  bus.module({ name: `m${Date.now()}`, batchSize: 100, pollIntervalMs: 100, lagIntervalMs: 0, consumers: { c: { topics: [key], events: [EVENT] } }, handler: () => { if (++count === total) reached(); } });
+  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0(); (globalThis as any).__startHeapSampling?.();
   await bus.start();
-  while (count < total) await new Promise((r) => setTimeout(r, 1));
-  { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg'); }
+  await done;
+  { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg', Math.round((alloc0() - a0) / total), 'B/msg'); }
   await bus.close();
 } else {
   let count = 0;
   const c = new Redis(url, process.env.PROTO ? { protocol: Number(process.env.PROTO) as 2 | 3 } : {});
-  const t0 = performance.now(); const cpu0 = process.cpuUsage();
+  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0(); (globalThis as any).__startHeapSampling?.();
   await rawConsume({ client: c, key: prefix + key, group: `r${Date.now()}`, consumer: 'c', batchSize: 100, pollMs: 100, handler: () => { count++; }, stop: () => count >= total });
-  { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg'); }
+  { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg', Math.round((alloc0() - a0) / total), 'B/msg'); }
   c.disconnect();
 }
 admin.disconnect();

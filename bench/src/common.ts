@@ -37,6 +37,31 @@ export async function waitFor(done: () => boolean, timeoutMs: number, what: stri
   }
 }
 
+/**
+ * Counts handled messages up to `total`: `done` resolves at the last one (the handler calls `hit`),
+ * or rejects after `timeoutMs`. Event-driven, unlike {@link waitFor}: no polling timer wakes the
+ * process of the side being measured (it would add to that side's CPU per message alone).
+ */
+export function countdown(total: number, timeoutMs: number, what: string): { hit(): void; readonly count: number; done: Promise<void> } {
+  let count = 0;
+  let reached!: () => void;
+  let timer: NodeJS.Timeout | undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    reached = resolve;
+    timer = setTimeout(() => reject(new Error(`bench: timed out after ${timeoutMs} ms waiting for ${what} (${count}/${total})`)), timeoutMs);
+  }).finally(() => clearTimeout(timer));
+  if (total <= 0) reached();
+  return {
+    hit() {
+      if (++count === total) reached();
+    },
+    get count() {
+      return count;
+    },
+    done,
+  };
+}
+
 /** One line of the results table. */
 export interface Row {
   section: string;

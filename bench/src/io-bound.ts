@@ -1,6 +1,6 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { addRow, type Ctx, EVENT, makePayload, nowMs, sleep, waitFor } from './common.js';
+import { addRow, countdown, type Ctx, EVENT, makePayload, nowMs, sleep } from './common.js';
 import { BULL_PREFIX, bullConnection, REDIS_PREFIX, redisBus } from './redis.js';
 import { connectRedis } from './redis-raw.js';
 import { compare } from './stats.js';
@@ -123,7 +123,7 @@ export async function redisIoBound(ctx: Ctx, admin: Redis): Promise<void> {
   const values = await compare(
     {
       bus: async () => {
-        let count = 0;
+        const handled = countdown(total, 120_000, 'bus consumer');
         let running = 0;
         let maxRunning = 0;
         const last = new Map<string, string>();
@@ -145,12 +145,12 @@ export async function redisIoBound(ctx: Ctx, admin: Redis): Promise<void> {
             last.set(k, message.position);
             await io();
             running--;
-            count++;
+            handled.hit();
           },
         });
         const t0 = nowMs();
         await bus.start();
-        await waitFor(() => count >= total, 120_000, 'bus consumer', 1);
+        await handled.done;
         const rate = (total / (nowMs() - t0)) * 1000;
         await bus.close();
         if (outOfOrder > 0 || maxRunning > IO_CONCURRENCY) throw new Error(`bench: bus broke per-key order (${outOfOrder}) or concurrency (${maxRunning})`);
@@ -185,17 +185,17 @@ export async function redisIoBound(ctx: Ctx, admin: Redis): Promise<void> {
             Array.from({ length: Math.min(1000, total - i) }, () => ({ name: EVENT, data: payload, opts: { removeOnComplete: true, removeOnFail: true } })),
           );
         }
-        let count = 0;
+        const handled = countdown(total, 120_000, 'BullMQ worker');
         const t0 = nowMs();
         const worker = new Worker(
           name,
           async () => {
             await io();
-            count++;
+            handled.hit();
           },
           { connection, prefix: BULL_PREFIX, concurrency: IO_CONCURRENCY },
         );
-        await waitFor(() => count >= total, 120_000, 'BullMQ worker', 1);
+        await handled.done;
         const rate = (total / (nowMs() - t0)) * 1000;
         await worker.close();
         await queue.obliterate({ force: true });

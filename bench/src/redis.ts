@@ -2,7 +2,7 @@ import { type Bus, createBus } from '@bus/core';
 import { redisStream } from '@bus/redis-stream';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type BenchEvents, type Ctx, EVENT, RUN_ID, addRow, makePayload, nowMs, type Payload, waitFor } from './common.js';
+import { type BenchEvents, type Ctx, countdown, EVENT, RUN_ID, addRow, makePayload, nowMs, type Payload, waitFor } from './common.js';
 import { connectRedis, deleteKeys, rawConsume, rawPublish } from './redis-raw.js';
 import { compare, cpuPerMessage, percentiles, stat } from './stats.js';
 
@@ -95,7 +95,7 @@ export async function redisConsume(ctx: Ctx, admin: Redis): Promise<void> {
   const values = await compare(
     {
       bus: async () => {
-        let count = 0;
+        const handled = countdown(total, 60_000, 'bus consumer');
         const bus = redisBus(ctx);
         bus.module({
           name: `consume${++groups}`,
@@ -103,13 +103,11 @@ export async function redisConsume(ctx: Ctx, admin: Redis): Promise<void> {
           pollIntervalMs: 100,
           lagIntervalMs: 0,
           consumers: { c: { topics: [key], events: [EVENT] } },
-          handler: () => {
-            count++;
-          },
+          handler: handled.hit,
         });
         const t0 = nowMs();
         await bus.start();
-        await waitFor(() => count >= total, 60_000, 'bus consumer', 1);
+        await handled.done;
         const rate = (total / (nowMs() - t0)) * 1000;
         await bus.close();
         return rate;
@@ -142,16 +140,16 @@ export async function redisConsume(ctx: Ctx, admin: Redis): Promise<void> {
         for (let i = 0; i < total; i += 1000) {
           await queue.addBulk(Array.from({ length: Math.min(1000, total - i) }, () => ({ name: EVENT, data: payload, opts: BULL_JOB })));
         }
-        let count = 0;
+        const handled = countdown(total, 60_000, 'BullMQ worker');
         const t0 = nowMs();
         const worker = new Worker(
           name,
           async () => {
-            count++;
+            handled.hit();
           },
           { connection, prefix: BULL_PREFIX, concurrency: batchSize },
         );
-        await waitFor(() => count >= total, 60_000, 'BullMQ worker', 1);
+        await handled.done;
         const rate = (total / (nowMs() - t0)) * 1000;
         await worker.close();
         await queue.obliterate({ force: true });

@@ -27,6 +27,10 @@ function rss() {
 }
 
 let count = 0;
+/** CPU time from "go" on (user + system, this process's threads): the `cpuMs` of the report. */
+let cpuAtGo;
+/** CPU time from "go" to the first message (connecting, joining): the report's `startCpuMs`. */
+let cpuToFirst;
 let peak = 0;
 const marks = [];
 const quarter = Math.max(1, Math.floor(o.expected / 4));
@@ -41,7 +45,10 @@ const sampler = setInterval(() => {
 function onMessage() {
   // The first message handled: the parent times throughput from the first message of any worker, so
   // that connecting and joining (before "go" for raw, in bus.start() for the bus) count for neither side.
-  if (++count === 1) send({ type: 'first' });
+  if (++count === 1) {
+    cpuToFirst = process.cpuUsage(cpuAtGo);
+    send({ type: 'first' });
+  }
   if (count % o.progressEvery === 0 || count === o.expected) send({ type: 'progress', count });
   if (count % quarter === 0 && marks.length < 4) {
     const r = rss();
@@ -102,7 +109,8 @@ process.on('message', async (m) => {
   await stop();
   clearInterval(sampler);
   const r = rss();
-  send({ type: 'done', count, peakRssMb: Math.max(peak, r.rss), hwmMb: r.hwm, marks, spacesAtPeak });
+  const cpu = process.cpuUsage(cpuAtGo);
+  send({ type: 'done', count, peakRssMb: Math.max(peak, r.rss), hwmMb: r.hwm, marks, spacesAtPeak, cpuMs: (cpu.user + cpu.system) / 1000, startCpuMs: cpuToFirst ? (cpuToFirst.user + cpuToFirst.system) / 1000 : Number.NaN });
   process.disconnect?.();
 });
 // The parent going away must not leave this process behind.
@@ -111,7 +119,10 @@ process.on('disconnect', () => process.exit(0));
 function waitGo() {
   return new Promise((resolve) => {
     process.on('message', (m) => {
-      if (m?.type === 'go') resolve();
+      if (m?.type === 'go') {
+        cpuAtGo = process.cpuUsage();
+        resolve();
+      }
     });
     send({ type: 'ready' });
   });

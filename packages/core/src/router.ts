@@ -52,29 +52,37 @@ class RunnerDelivery implements Delivery {
   retried?: boolean;
   isFinal: (error: unknown) => boolean = alwaysFinal;
   retryLater?: (deliverAt: number, attempt: number, parked: boolean) => Promise<boolean>;
-  readonly module: string;
-  readonly transport: string;
-  readonly consumer: string;
-  readonly group: string;
-  readonly stopping: AbortSignal;
-  readonly deadline: AbortSignal;
-  readonly services: PolicyServices;
 
   constructor(
     private readonly runner: ModuleRunner,
-    run: ConsumerRun,
+    private readonly run: ConsumerRun,
     readonly record: IncomingMessage,
     readonly envelope: Envelope,
     readonly labels: JobLabels,
     readonly batchSize: number,
-  ) {
-    this.module = runner.module.name;
-    this.transport = runner.transportName;
-    this.consumer = run.consumer;
-    this.group = run.group;
-    this.stopping = runner.stoppingSignal;
-    this.deadline = runner.deadlineSignal;
-    this.services = runner.policyServices;
+  ) {}
+
+  // What every message of the consumer shares is read from the runner, not copied into each delivery.
+  get module(): string {
+    return this.runner.module.name;
+  }
+  get transport(): string {
+    return this.runner.transportName;
+  }
+  get consumer(): string {
+    return this.run.consumer;
+  }
+  get group(): string {
+    return this.run.group;
+  }
+  get stopping(): AbortSignal {
+    return this.runner.stoppingSignal;
+  }
+  get deadline(): AbortSignal {
+    return this.runner.deadlineSignal;
+  }
+  get services(): PolicyServices {
+    return this.runner.policyServices;
   }
 
   deadLetter(error: unknown, attempts: number): Promise<boolean> {

@@ -14,10 +14,11 @@ export type Reply = { error: Error; value?: undefined } | { error?: undefined; v
  */
 export async function pipeline(client: RedisClient, commands: readonly Command[], buffers = false): Promise<Reply[]> {
   if (commands.length === 1) {
-    // One command (the usual XACK of a batch): a plain call skips building a Pipeline.
-    const [name, ...args] = commands[0] as Command;
+    // One command (the usual XACK of a batch): a plain call skips building a Pipeline (and the
+    // command is spread as it is, not copied first).
+    const command = commands[0] as Command;
     try {
-      return [{ value: await (buffers ? client.callBuffer(name, ...args) : client.call(name, ...args)) }];
+      return [{ value: await (buffers ? client.callBuffer(...command) : client.call(...command)) }];
     } catch (error) {
       if (isReplyError(error)) return [{ error: error as Error }];
       throw error;
@@ -45,21 +46,30 @@ export function parseEntries(value: unknown): RawEntry[] {
   });
 }
 
-/** Parses an XREADGROUP reply (RESP2 `[[key, entries], …]`, or a RESP3 map) into key → entries. */
-export function parseRead(value: unknown): Map<string, RawEntry[]> {
-  const out = new Map<string, RawEntry[]>();
-  if (value === null || value === undefined) return out;
+/**
+ * Calls `each` for every entry of an XREADGROUP reply (RESP2 `[[key, entries], …]`, or a RESP3 map),
+ * with `fields` null for a deleted entry. No intermediate objects: the read path builds its own
+ * record per entry straight from the reply.
+ */
+export function forEachEntry(value: unknown, each: (key: string, id: string, fields: (Buffer | string)[] | null) => void): void {
+  if (value === null || value === undefined) return;
+  const streamEntries = (key: string, entries: unknown) => {
+    if (!Array.isArray(entries)) return;
+    for (let i = 0; i < entries.length; i++) {
+      const [id, fields] = entries[i] as [Buffer | string, (Buffer | string)[] | null];
+      each(key, String(id), Array.isArray(fields) ? fields : null);
+    }
+  };
   if (Array.isArray(value)) {
-    for (const item of value) {
-      const [key, entries] = item as [Buffer | string, unknown];
-      out.set(String(key), parseEntries(entries));
+    for (let i = 0; i < value.length; i++) {
+      const [key, entries] = value[i] as [Buffer | string, unknown];
+      streamEntries(String(key), entries);
     }
   } else if (value instanceof Map) {
-    for (const [key, entries] of value) out.set(String(key), parseEntries(entries));
+    for (const [key, entries] of value) streamEntries(String(key), entries);
   } else if (typeof value === 'object') {
-    for (const [key, entries] of Object.entries(value)) out.set(key, parseEntries(entries));
+    for (const [key, entries] of Object.entries(value)) streamEntries(key, entries);
   }
-  return out;
 }
 
 /** A flat `[name, value, name, value…]` reply (or a RESP3 map) as a record with string keys. */

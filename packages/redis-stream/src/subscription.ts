@@ -1,7 +1,7 @@
 import { type BatchHandler, type Logger, type SubscribeOptions, type Subscription, sleep } from '@bus/core';
 import { BatchSettlement, type DeliveredRecord, type SettledBatch } from '@bus/core/kit';
 import { connect, type Deadlines, destroy, isReplyError, keySlot, messageOf, replyCode, toBusError } from './client.js';
-import { type Command, num, parseEntries, parseRead, pipeline, type RawEntry } from './commands.js';
+import { type Command, forEachEntry, num, parseEntries, pipeline, type RawEntry } from './commands.js';
 import type { RedisClient, ResolvedOptions } from './options.js';
 import { restoreBinaryValues } from './exact.js';
 import { Retention } from './retention.js';
@@ -391,7 +391,7 @@ class StreamSubscription implements Subscription {
     const refresher = this.refresher(reader, held);
     try {
       for (let i = 0; i < entries.length; i += this.so.batchSize) {
-        const batch = new BatchSettlement(entries.slice(i, i + this.so.batchSize), (e) => this.record(e));
+        const batch = new BatchSettlement(entries.slice(i, i + this.so.batchSize), (e, _, into) => this.record(e, into));
         // One handler call at a time per subscription; once closing, none starts (the batch is released).
         const settled = await (this.maxInFlight > 1 ? batch.run(this.handler, this.stop.signal) : this.exclusive(() => batch.run(this.handler, this.stop.signal)));
         if (settled.error !== undefined) this.log.debug('batch handler rejected; its unsettled messages are nacked', { error: messageOf(settled.error) });
@@ -420,14 +420,14 @@ class StreamSubscription implements Subscription {
     return run;
   }
 
-  private record(entry: Entry): DeliveredRecord {
-    return fromFields(entry.fields, this.o.fields, {
-      topic: this.topicOf.get(entry.key) ?? entry.key,
-      id: entry.id,
-      value: EMPTY_VALUE,
-      headers: {},
-      deliveryCount: entry.deliveryCount,
-    });
+  /** The entry written into the message the kit made for it (no record object of its own). */
+  private record(entry: Entry, into: DeliveredRecord): DeliveredRecord {
+    into.topic = this.topicOf.get(entry.key) ?? entry.key;
+    into.id = entry.id;
+    into.value = EMPTY_VALUE;
+    into.headers = {};
+    into.deliveryCount = entry.deliveryCount;
+    return fromFields(entry.fields, this.o.fields, into);
   }
 
   /**
@@ -440,7 +440,11 @@ class StreamSubscription implements Subscription {
     const nacked = groupByKey(settled.nacked);
     const delay = this.stopped ? 0 : this.o.nackDelayMs;
     const commands: Command[] = [];
-    for (const [key, list] of acked) commands.push(['XACK', key, this.so.group, ...list.map((e) => e.id)]);
+    for (const [key, list] of acked) {
+      const xack: Command = ['XACK', key, this.so.group];
+      for (let i = 0; i < list.length; i++) xack.push((list[i] as Entry).id);
+      commands.push(xack);
+    }
     for (const [key, list] of nacked) {
       commands.push(['XCLAIM', key, this.so.group, this.so.consumerName, 0, ...list.map((e) => e.id), 'IDLE', this.o.claimIdleMs - delay, 'JUSTID']);
     }
@@ -520,8 +524,8 @@ function groupByKey<T extends { key: string }>(items: T[]): Map<string, T[]> {
 
 function toEntries(reply: unknown): Entry[] {
   const entries: Entry[] = [];
-  for (const [key, list] of parseRead(reply)) {
-    for (const raw of list) if (raw.fields) entries.push({ key, id: raw.id, fields: raw.fields, deliveryCount: 1 });
-  }
+  forEachEntry(reply, (key, id, fields) => {
+    if (fields) entries.push({ key, id, fields, deliveryCount: 1 });
+  });
   return entries;
 }

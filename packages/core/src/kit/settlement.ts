@@ -27,24 +27,28 @@ export interface SettledBatch<T> {
   error?: unknown;
 }
 
+const NO_HEADERS: WireRecord['headers'] = Object.freeze({}) as WireRecord['headers'];
+
 /**
  * A message whose `ack`/`nack` record into its batch. Prototype methods, not closures: one object
- * per message on the hot path.
+ * per message on the hot path (a transport may write the record straight into it, see `toRecord`).
  */
 class KitMessage implements IncomingMessage {
-  topic: string;
-  id: string;
-  value: WireRecord['value'];
-  headers: WireRecord['headers'];
+  topic = '';
+  id = '';
+  value: WireRecord['value'] = '';
+  headers: WireRecord['headers'] = NO_HEADERS;
   key?: string;
   partition?: number;
-  deliveryCount: number;
+  deliveryCount = 1;
 
   constructor(
     private readonly batch: BatchSettlement<unknown>,
     private readonly index: number,
-    record: DeliveredRecord,
-  ) {
+  ) {}
+
+  /** Takes the fields of a record the transport built on its own. */
+  assign(record: DeliveredRecord): void {
     this.topic = record.topic;
     this.id = record.id;
     this.value = record.value;
@@ -88,12 +92,24 @@ export class BatchSettlement<T> {
   private readonly states: (Settlement | undefined)[];
   private sealed = false;
 
+  /**
+   * @param toRecord the record of an entry. It may fill `into` (the message itself: its fields, and
+   *   a `headers` object of its own) and return it, which saves an object per message, or return a
+   *   record of its own, whose fields are copied.
+   */
   constructor(
     readonly entries: readonly T[],
-    toRecord: (entry: T, index: number) => DeliveredRecord,
+    toRecord: (entry: T, index: number, into: DeliveredRecord) => DeliveredRecord,
   ) {
     this.states = new Array(entries.length);
-    this.messages = entries.map((entry, i) => new KitMessage(this as BatchSettlement<unknown>, i, toRecord(entry, i)));
+    const messages = new Array<IncomingMessage>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const message = new KitMessage(this as BatchSettlement<unknown>, i);
+      const record = toRecord(entries[i] as T, i, message);
+      if (record !== message) message.assign(record);
+      messages[i] = message;
+    }
+    this.messages = messages;
   }
 
   /** @internal called by the messages. */
