@@ -50,6 +50,21 @@ if (mode === 'fill') {
 } else {
   let count = 0;
   const c = new Redis(url, process.env.PROTO ? { protocol: Number(process.env.PROTO) as 2 | 3 } : {});
+  if (process.env.VARIED) {
+    // The replies a bus reader also sees (XGROUP, XAUTOCLAIM, XPENDING, EVAL, CLIENT): does their
+    // variety alone slow ioredis's decoder down for the XREADGROUP replies?
+    const k = prefix + key;
+    await c.xgroup('CREATE', k, 'varied', '0').catch(() => {});
+    for (let i = 0; i < 200; i++) {
+      await c.call('XAUTOCLAIM', k, 'varied', 'v', 60000, '0-0', 'COUNT', 10);
+      await c.call('XPENDING', k, 'varied');
+      await c.call('EVAL', 'return {1, "a", {2, "b"}}', 0);
+      await c.call('CLIENT', 'SETNAME', 'varied');
+      await c.call('INFO', 'server');
+      await c.call('XINFO', 'GROUPS', k);
+    }
+    await c.xgroup('DESTROY', k, 'varied');
+  }
   const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0(); (globalThis as any).__startHeapSampling?.();
   await rawConsume({ client: c, key: prefix + key, group: `r${Date.now()}`, consumer: 'c', batchSize: 100, pollMs: 100, handler: () => { count++; }, stop: () => count >= total });
   { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg', Math.round((alloc0() - a0) / total), 'B/msg'); }
