@@ -33,7 +33,14 @@ interface Worker {
   count: number;
   /** When the worker reported its first handled message (parent's clock). */
   firstAt?: number;
-  done: Promise<{ count: number; peakRssMb: number; hwmMb: number; marks: { pct: number; count: number; rssMb: number; heapUsedMb: number }[] }>;
+  done: Promise<{
+    count: number;
+    peakRssMb: number;
+    hwmMb: number;
+    marks: { pct: number; count: number; rssMb: number; heapUsedMb: number }[];
+    /** CPU (user + system, all threads) from "go" to the stop. */
+    cpuMs: number;
+  }>;
 }
 
 async function startWorker(options: Record<string, unknown>): Promise<Worker> {
@@ -208,6 +215,8 @@ async function scaling(ctx: Ctx, topic: string, perRun: number): Promise<void> {
   let n = 0;
   /** ms from "go" to the first handled message, per side and run. */
   const startup: Record<string, number[]> = {};
+  /** CPU µs per message over the worker processes of a run (user + system, from "go" to the stop). */
+  const cpu: Record<string, number[]> = {};
   const run = (mode: 'bus' | 'raw', processes: number) => async () => {
     const group = `scale-${mode}-${++n}`;
     const workers = await Promise.all(
@@ -227,10 +236,13 @@ async function scaling(ctx: Ctx, topic: string, perRun: number): Promise<void> {
       startup[mode + processes] = [...(startup[mode + processes] ?? []), first - go];
       return (sum() / (end - first)) * 1000;
     } finally {
-      await Promise.all(workers.map(stopWorker));
+      const reports = await Promise.all(workers.map(stopWorker));
+      const handled = reports.reduce((n, r) => n + r.count, 0);
+      if (handled > 0) cpu[mode + processes] = [...(cpu[mode + processes] ?? []), (reports.reduce((ms, r) => ms + r.cpuMs, 0) * 1000) / handled];
     }
   };
   const values = await compare({ bus1: run('bus', 1), raw1: run('raw', 1), bus2: run('bus', 2), raw2: run('raw', 2) }, 0, Math.min(ctx.runs, 3));
+  const cpuNote = ['bus1', 'raw1', 'bus2', 'raw2'].map((k) => `${k} ${stat(cpu[k] ?? []).median.toFixed(2)}`).join(', ');
   const startupNote = ['bus1', 'raw1', 'bus2', 'raw2'].map((k) => `${k} ${Math.round(stat(startup[k] ?? []).median)}`).join(', ');
   const settings = `${perRun.toLocaleString('en-US')} msgs per run from the backlog, batch 100, one group, timed from the first message any worker handled to the last (process start, connect and group join excluded: "go" → first message, median ms: ${startupNote}); ${Math.min(ctx.runs, 3)} runs`;
   addRow(ctx, { section: 'Scaling', name: 'consume, 1 worker process', unit: 'msg/s', settings, values: { bus: values.bus1 as Stat, raw: values.raw1 as Stat }, versus: 'raw' });
@@ -241,6 +253,6 @@ async function scaling(ctx: Ctx, topic: string, perRun: number): Promise<void> {
     settings,
     values: { bus: values.bus2 as Stat, raw: values.raw2 as Stat },
     versus: 'raw',
-    note: `speed-up 1 → 2 processes: bus ${((values.bus2 as Stat).median / (values.bus1 as Stat).median).toFixed(2)}×, raw ${((values.raw2 as Stat).median / (values.raw1 as Stat).median).toFixed(2)}×`,
+    note: `speed-up 1 → 2 processes: bus ${((values.bus2 as Stat).median / (values.bus1 as Stat).median).toFixed(2)}×, raw ${((values.raw2 as Stat).median / (values.raw1 as Stat).median).toFixed(2)}×; worker CPU µs/msg (median): ${cpuNote}`,
   });
 }

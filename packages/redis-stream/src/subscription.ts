@@ -248,7 +248,8 @@ class StreamSubscription implements Subscription {
   }
 
   private xreadgroup(client: RedisClient, args: (string | number)[]): Promise<unknown> {
-    return this.o.binary ? client.callBuffer('XREADGROUP', ...args) : client.call('XREADGROUP', ...args);
+    // Lower case: see the XADD of `publish` (ioredis lower-cases the name for each flag check).
+    return this.o.binary ? client.callBuffer('xreadgroup', ...args) : client.call('xreadgroup', ...args);
   }
 
   private async read(reader: Reader, client: RedisClient, blocking = true): Promise<Entry[]> {
@@ -441,7 +442,7 @@ class StreamSubscription implements Subscription {
     const delay = this.stopped ? 0 : this.o.nackDelayMs;
     const commands: Command[] = [];
     for (const [key, list] of acked) {
-      const xack: Command = ['XACK', key, this.so.group];
+      const xack: Command = ['xack', key, this.so.group];
       for (let i = 0; i < list.length; i++) xack.push((list[i] as Entry).id);
       commands.push(xack);
     }

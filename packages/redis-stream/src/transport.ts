@@ -172,7 +172,9 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
       const trim = trimArgs(o.trim);
       for (let i = 0; i < records.length; i++) {
         try {
-          commands.push(['XADD', key, ...trim, '*', ...toFields(records[i] as WireRecord, o.fields, o.name)]);
+          // Lower case, as ioredis's own methods send it: ioredis lower-cases a command's name for each
+          // of its flag checks (eight per command), which copies an upper-case name every time.
+          commands.push(['xadd', key, ...trim, '*', ...toFields(records[i] as WireRecord, o.fields, o.name)]);
           index.push(i);
         } catch (error) {
           results[i] = { ok: false, error: toBusError(error, o.name, `could not publish to "${topic}"`) };
