@@ -151,6 +151,13 @@ export interface ReadTopicOptions {
   idleMs?: number;
   /** Called after each message handled, with the count so far and how many are expected. */
   progress?: Progress | undefined;
+  /**
+   * A group of this read only (a random name): deleted after it (`Transport.deleteGroup`, where the
+   * transport has it), so that reads leave no group behind. A failed deletion does not fail the read:
+   * it goes to `onCleanupError`.
+   */
+  throwaway?: boolean;
+  onCleanupError?: ((error: unknown) => void) | undefined;
 }
 
 /** Progress of a long read (`bus dlq`): `done` of `expected` messages (expected: the lag read first). */
@@ -217,6 +224,7 @@ export async function readTopic(transport: Transport, options: ReadTopicOptions,
     }
   } finally {
     await subscription.close();
+    if (options.throwaway) await transport.deleteGroup?.(options.group, [options.topic]).catch((error: unknown) => options.onCleanupError?.(error));
   }
   if (failure !== undefined) throw failure;
   return count;
@@ -224,14 +232,30 @@ export async function readTopic(transport: Transport, options: ReadTopicOptions,
 
 /**
  * `bus dlq list`: the dead letters of `topic`, read with a throwaway consumer group
- * (`bus-cli-dlq-list-<random>`, starting at the earliest message), so listing never moves the
- * replay position.
+ * (`bus-cli-dlq-list-<random>`, starting at the earliest message, deleted afterwards), so listing
+ * never moves the replay position and leaves no group behind. A group that could not be deleted is
+ * reported to `onCleanupError`.
  */
-export async function listDeadLetters(transport: Transport, topic: string, limit: number, waitMs = 15_000, progress?: Progress): Promise<DeadLetter[]> {
+export async function listDeadLetters(
+  transport: Transport,
+  topic: string,
+  limit: number,
+  waitMs = 15_000,
+  progress?: Progress,
+  onCleanupError?: (error: unknown) => void,
+): Promise<DeadLetter[]> {
   const letters: DeadLetter[] = [];
   await readTopic(
     transport,
-    { topic: deadLetterTopicOf(topic), group: `bus-cli-dlq-list-${randomUUID().slice(0, 8)}`, limit, firstMessageTimeoutMs: waitMs, progress },
+    {
+      topic: deadLetterTopicOf(topic),
+      group: `bus-cli-dlq-list-${randomUUID().slice(0, 8)}`,
+      limit,
+      firstMessageTimeoutMs: waitMs,
+      progress,
+      throwaway: true,
+      onCleanupError,
+    },
     async (m) => {
       letters.push(toDeadLetter(m));
       m.ack();

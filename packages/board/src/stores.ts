@@ -133,7 +133,8 @@ export function scanDeadLetters(transport: Transport, options: ScanStoreOptions 
       const out: StoredRecord[] = [];
       await readTopic(
         transport,
-        { topic, group: `bus-board-${randomUUID().slice(0, 8)}`, limit: maxRecords, firstMessageTimeoutMs: 10_000, idleMs: 1000 },
+        // A group per read, deleted after it: the board reads every few seconds.
+        { topic, group: `bus-board-${randomUUID().slice(0, 8)}`, limit: maxRecords, firstMessageTimeoutMs: 10_000, idleMs: 1000, throwaway: true },
         async (m) => {
           out.push(m.key === undefined ? { id: m.id, value: m.value, headers: m.headers } : { id: m.id, key: m.key, value: m.value, headers: m.headers });
           m.ack();

@@ -163,7 +163,7 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
       case 'status':
         return await bounded(session as Session, status(rest, out, err, session as Session));
       case 'dlq':
-        return await bounded(session as Session, dlq(rest, out, session as Session));
+        return await bounded(session as Session, dlq(rest, out, err, session as Session));
       case 'board':
         return await boardMain(rest, out);
       default:
@@ -267,7 +267,7 @@ async function status(argv: readonly string[], out: (text: string) => void, err:
   return exitCodeOf(failure);
 }
 
-async function dlq(argv: readonly string[], out: (text: string) => void, session: Session): Promise<number> {
+async function dlq(argv: readonly string[], out: (text: string) => void, err: (text: string) => void, session: Session): Promise<number> {
   const [sub = '', ...rest] = argv;
   if (sub === '--help' || sub === '-h') return help('dlq', out);
   if (sub === '' || sub.startsWith('-')) throw new UsageError('expected "list" or "replay"', 'dlq');
@@ -310,7 +310,9 @@ async function dlq(argv: readonly string[], out: (text: string) => void, session
   };
   try {
     if (sub === 'list') {
-      const letters = await listDeadLetters(transport, topic, limit, waitMs, progress);
+      const letters = await listDeadLetters(transport, topic, limit, waitMs, progress, (error) =>
+        err(`bus: warning: could not delete the consumer group this listing read with: ${redactUrl(error instanceof Error ? error.message : String(error))}`),
+      );
       bar.done();
       if (values.json) for (const l of letters) out(JSON.stringify(l));
       else out(letters.length === 0 ? `no dead letters in ${deadLetterTopicOf(topic)}` : formatLetters(letters));

@@ -66,6 +66,16 @@ describe.each(['redis', 'kafka'] as const)('bus publish / run / status / dlq on 
     const listTable = await cli('dlq', 'list', `${topic}.dlq`);
     expect(listTable.stdout).toMatch(/^POSITION\s+ID\s+EVENT\s+ORIGIN\s+GROUP\s+ATTEMPTS\s+ERROR\s+AT\s+REASON/);
     expect(listTable.stdout).toContain('job 2 is poisoned');
+    if (transport === 'redis') {
+      // Each listing read with a group of its own and deleted it: none is left on the stream.
+      const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+      try {
+        const groups = (await redis.xinfo('GROUPS', `${topic}.dlq`)) as unknown[][];
+        expect(groups.map((g) => String(g[1])).filter((name) => name.startsWith('bus-cli-dlq-list-'))).toEqual([]);
+      } finally {
+        redis.disconnect();
+      }
+    }
 
     const replay = await cli('dlq', 'replay', topic);
     expect(replay.code, replay.stderr).toBe(0);

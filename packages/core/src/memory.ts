@@ -269,6 +269,10 @@ export function memoryTransport(options: MemoryTransportOptions = {}): Transport
       });
     },
 
+    async deleteGroup(group: string, names: readonly string[]): Promise<void> {
+      for (const name of names) topics.get(name)?.groups.delete(group);
+    },
+
     /** Drops every topic and group (between tests). */
     reset() {
       topics.clear();

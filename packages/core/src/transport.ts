@@ -166,6 +166,13 @@ export interface Transport {
   subscribe(options: SubscribeOptions, handler: BatchHandler): Promise<Subscription>;
   /** Lag per group and topic, for metrics and `bus status`. */
   lag?(group: string, topics: readonly string[]): Promise<LagInfo[]>;
+  /**
+   * Forgets a consumer group on these topics: its position and its pending messages (Redis: the
+   * group of each stream; Kafka: the group itself, topics aside, once it has no member left). For
+   * tools that read with a throwaway group (`bus dlq list`, the board), which would otherwise leave
+   * one group behind per use. A group (or topic) that does not exist is no error.
+   */
+  deleteGroup?(group: string, topics: readonly string[]): Promise<void>;
   /** Closes subscriptions, pools and connections. Idempotent. */
   close(): Promise<void>;
 }

@@ -109,6 +109,19 @@ export class AdminClient {
     }
   }
 
+  /**
+   * Deletes `group` (its committed offsets with it). A group the cluster does not know is no error;
+   * one that still has members is (`NON_EMPTY_GROUP`: close them first).
+   */
+  async deleteGroup(group: string): Promise<void> {
+    try {
+      await this.client.deleteGroups({ groups: [group] });
+    } catch (error) {
+      if (onlyGroupNotFound(error)) return;
+      throw toBusError(error, `could not delete consumer group "${group}"`, this.options.brokers, 'connection');
+    }
+  }
+
   /** Closes the admin client. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
@@ -116,4 +129,13 @@ export class AdminClient {
     this.admin = undefined;
     await admin?.close().catch(() => {});
   }
+}
+
+/** Whether every error inside `error` (a response error lists one per group) is GROUP_ID_NOT_FOUND. */
+function onlyGroupNotFound(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  const e = error as { apiId?: string; errors?: unknown[]; cause?: unknown };
+  if (e.apiId === 'GROUP_ID_NOT_FOUND') return true;
+  if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every((inner) => onlyGroupNotFound(inner, depth + 1));
+  return onlyGroupNotFound(e.cause, depth + 1);
 }

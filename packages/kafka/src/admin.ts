@@ -148,6 +148,20 @@ export class AdminClient {
     });
   }
 
+  /**
+   * Deletes `group` (its committed offsets with it). A group the cluster does not know is no error;
+   * one that still has members is (`NON_EMPTY_GROUP`: close them first).
+   */
+  async deleteGroup(group: string): Promise<void> {
+    try {
+      await this.use((admin) => admin.deleteGroups([group]));
+    } catch (error) {
+      const groups = (error as { groups?: { error?: { type?: string } }[] }).groups;
+      if (Array.isArray(groups) && groups.length > 0 && groups.every((g) => g.error?.type === 'GROUP_ID_NOT_FOUND')) return;
+      throw toBusError(error, `could not delete consumer group "${group}"`, 'connection');
+    }
+  }
+
   /** Closes the admin connection. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;

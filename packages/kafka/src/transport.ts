@@ -233,6 +233,12 @@ export function kafka(options: KafkaTransportOptions): KafkaTransport {
       return admin.lag(group, topics);
     },
 
+    /** Deletes the group (a Kafka group spans its topics: `topics` is not needed). */
+    deleteGroup(group: string): Promise<void> {
+      if (closing) return Promise.reject(new ClosedError('kafka transport'));
+      return admin.deleteGroup(group);
+    },
+
     close(): Promise<void> {
       closing ??= (async () => {
         await Promise.allSettled([...subscriptions].map((s) => s.close()));

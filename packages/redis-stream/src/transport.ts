@@ -286,6 +286,23 @@ export function redisStream(options: RedisStreamOptions = {}): RedisStreamTransp
       });
     },
 
+    /** `XGROUP DESTROY` on each stream (its pending entries go with the group); a missing stream or group is skipped. */
+    async deleteGroup(group: string, topics: readonly string[]): Promise<void> {
+      await withClient(async (client) => {
+        // One call per stream: in a Cluster the streams may live on different nodes.
+        await Promise.all(
+          topics.map((topic) =>
+            client.call('XGROUP', 'DESTROY', streamKey(topic), group).catch((error: unknown) => {
+              // "ERR The XGROUP subcommand requires the key to exist": no stream, so no group either.
+              if (!(isReplyError(error) && /requires the key to exist/i.test(messageOf(error)))) throw error;
+            }),
+          ),
+        );
+      }).catch((error) => {
+        throw toBusError(error, o.name, `could not delete consumer group "${group}"`);
+      });
+    },
+
     withClient,
 
     get trimmedUnread() {

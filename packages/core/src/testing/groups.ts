@@ -21,6 +21,29 @@ export function groupTests(api: TestApi, options: ConformanceOptions): void {
       assert.deepEqual(uniqueSorted(g2.seen), range(0, 30));
     });
 
+    h.test(
+      'deleteGroup forgets a group: a member joining after it starts over from the start position; a missing group or topic is no error',
+      ['consumerGroups'],
+      async (t) => {
+        const topic = h.name('topic');
+        const group = h.name('group');
+        const first = await h.collector(t, [topic], group);
+        await h.publishAll(t, topic, h.records(0, 6));
+        await h.waitFor('6 messages', () => uniqueSorted(first.seen).length >= 6);
+        await first.sub.close();
+        await t.deleteGroup?.(group, [topic]);
+        // Deleted already, never created, on a topic that does not exist: nothing to do, no error.
+        await t.deleteGroup?.(group, [topic]);
+        await t.deleteGroup?.(h.name('never-group'), [h.name('never-topic')]);
+        // The group starts again from the earliest message: what it acknowledged before is delivered again.
+        const again = await h.collector(t, [topic], group);
+        await h.waitFor('the 6 messages again', () => uniqueSorted(again.seen).length >= 6);
+        await again.sub.close();
+        assert.deepEqual(uniqueSorted(again.seen), range(0, 6));
+      },
+      { unless: (_, t) => (typeof t.deleteGroup === 'function' ? undefined : 'the transport has no deleteGroup()') },
+    );
+
     h.test('sharing: members of one group split the messages, each handled once when acked', ['consumerGroups'], (t) => sharingCase(h, t));
 
     h.test('an acknowledged message is never delivered to the group again', ['consumerGroups'], async (t) => {

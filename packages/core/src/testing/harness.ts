@@ -129,14 +129,14 @@ export class Harness {
   /**
    * Registers a test that gets a fresh transport (closed afterwards). When the transport does not
    * declare everything in `needs`, the test is reported skipped by the runner, never passed.
-   * `unless` gives a reason to skip that is not a missing capability (e.g. a missing option, or a
-   * capability the test must not see).
+   * `unless` gives a reason to skip that is not a missing capability (e.g. a missing option or
+   * optional method, or a capability the test must not see).
    */
   test(
     title: string,
     needs: readonly Need[],
     fn: (t: Transport, env: TestEnv) => Promise<void>,
-    options: { timeoutMs?: number; unless?: string | ((capabilities: TransportCapabilities) => string | undefined) } = {},
+    options: { timeoutMs?: number; unless?: string | ((capabilities: TransportCapabilities, transport: Transport) => string | undefined) } = {},
   ): void {
     const harness = this;
     // `function` with a rest parameter: mocha binds its context to `this`, and reads the arity to
@@ -152,7 +152,7 @@ export class Harness {
       try {
         const t = await make();
         const capabilities = { ...t.capabilities, ...harness.options.capabilities };
-        const unless = typeof options.unless === 'function' ? options.unless(capabilities) : options.unless;
+        const unless = typeof options.unless === 'function' ? options.unless(capabilities, t) : options.unless;
         const reason = unless ?? missing(capabilities, needs);
         if (reason) {
           await closeAll(made);
