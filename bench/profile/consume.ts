@@ -27,7 +27,7 @@ if (mode === 'fill') {
   const codec = jsonCodec();
   let decodeMs = 0;
   const t = redisStream({ url, keyPrefix: prefix });
-  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0(); (globalThis as any).__startHeapSampling?.();
+  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0();
   const sub = await t.subscribe({ group: `t${Date.now()}`, topics: [key], batchSize: 100, pollIntervalMs: 100, startFrom: 'earliest', consumerName: 'c' }, async (batch) => {
     const t = performance.now();
     for (const m of batch) codec.decode(m);
@@ -42,7 +42,7 @@ if (mode === 'fill') {
   let count = 0;
   const bus = createBus({ transports: { redis: redisStream({ url, keyPrefix: prefix }) } });
   bus.module({ name: `m${Date.now()}`, batchSize: 100, pollIntervalMs: 100, lagIntervalMs: 0, consumers: { c: { topics: [key], events: [EVENT] } }, handler: () => { if (++count === total) reached(); } });
-  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0(); (globalThis as any).__startHeapSampling?.();
+  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0();
   await bus.start();
   await done;
   { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg', Math.round((alloc0() - a0) / total), 'B/msg'); }
@@ -65,7 +65,7 @@ if (mode === 'fill') {
     }
     await c.xgroup('DESTROY', k, 'varied');
   }
-  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0(); (globalThis as any).__startHeapSampling?.();
+  const t0 = performance.now(); const cpu0 = process.cpuUsage(); const a0 = alloc0();
   await rawConsume({ client: c, key: prefix + key, group: `r${Date.now()}`, consumer: 'c', batchSize: 100, pollMs: 100, handler: () => { count++; }, stop: () => count >= total });
   { const cpu = process.cpuUsage(cpu0); console.log(mode, Math.round(total / (performance.now() - t0) * 1000), 'msg/s', ((cpu.user + cpu.system) / total).toFixed(2), 'cpu-us/msg', Math.round((alloc0() - a0) / total), 'B/msg'); }
   c.disconnect();
