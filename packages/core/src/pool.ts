@@ -159,7 +159,9 @@ export function createPool<T>(
 
   const stats = (): PoolStats => ({
     size: gp.size,
-    available: gp.available + kept.length,
+    // generic-pool's clear() destroys the idle resources but leaves them in its available list: never
+    // report more available than exist (after close(): 0).
+    available: Math.min(gp.available, gp.size) + kept.length,
     borrowed: gp.borrowed - kept.length,
     pending: gp.pending,
     min: gp.min,

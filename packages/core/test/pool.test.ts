@@ -166,6 +166,26 @@ describe('createPool', () => {
     expect(pool.stats()).toMatchObject({ size: 0, borrowed: 0 });
   });
 
+  it('close() while a use runs and another resource was just given back: each is destroyed once, nothing stays kept', async () => {
+    let created = 0;
+    const destroyed: number[] = [];
+    const pool = createPool('closing', { create: async () => ++created, destroy: async (n) => void destroyed.push(n) }, { max: 3 });
+    const [a, b] = await Promise.all([pool.acquire(), pool.acquire()]);
+    await pool.release(a);
+    await pool.release(b);
+    // Takes one of the two just given back, and holds it.
+    let finish!: () => void;
+    const running = pool.use((n) => new Promise<number>((resolve) => (finish = () => resolve(n))));
+    await Promise.resolve();
+    const closing = pool.close(2000);
+    await expect(pool.acquire()).rejects.toThrow('is closed');
+    finish();
+    expect([1, 2]).toContain(await running);
+    await closing;
+    expect(destroyed.sort()).toEqual([1, 2]);
+    expect(pool.stats()).toMatchObject({ size: 0, borrowed: 0, available: 0 });
+  });
+
   it('a waiting borrower gets a given-back resource before a new borrower', async () => {
     const pool = createPool('fair', { create: async () => ({}), destroy: async () => {} }, { max: 1, acquireTimeoutMs: 1000 });
     const held = await pool.acquire();
