@@ -37,13 +37,20 @@ export interface RawEntry {
   fields: (Buffer | string)[] | null;
 }
 
+/** Calls `each` for every entry of `[[id, [field, value, …]], …]`, `fields` null for a deleted entry. */
+function eachEntry(value: unknown, each: (id: string, fields: (Buffer | string)[] | null) => void): void {
+  if (!Array.isArray(value)) return;
+  for (let i = 0; i < value.length; i++) {
+    const [id, fields] = value[i] as [Buffer | string, (Buffer | string)[] | null];
+    each(String(id), Array.isArray(fields) ? fields : null);
+  }
+}
+
 /** Parses `[[id, [field, value, …]], …]`. */
 export function parseEntries(value: unknown): RawEntry[] {
-  if (!Array.isArray(value)) return [];
-  return value.map((item) => {
-    const [id, fields] = item as [Buffer | string, (Buffer | string)[] | null];
-    return { id: String(id), fields: Array.isArray(fields) ? fields : null };
-  });
+  const entries: RawEntry[] = [];
+  eachEntry(value, (id, fields) => entries.push({ id, fields }));
+  return entries;
 }
 
 /**
@@ -53,13 +60,7 @@ export function parseEntries(value: unknown): RawEntry[] {
  */
 export function forEachEntry(value: unknown, each: (key: string, id: string, fields: (Buffer | string)[] | null) => void): void {
   if (value === null || value === undefined) return;
-  const streamEntries = (key: string, entries: unknown) => {
-    if (!Array.isArray(entries)) return;
-    for (let i = 0; i < entries.length; i++) {
-      const [id, fields] = entries[i] as [Buffer | string, (Buffer | string)[] | null];
-      each(key, String(id), Array.isArray(fields) ? fields : null);
-    }
-  };
+  const streamEntries = (key: string, entries: unknown) => eachEntry(entries, (id, fields) => each(key, id, fields));
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const [key, entries] = value[i] as [Buffer | string, unknown];
